@@ -1,0 +1,88 @@
+"""Reading and writing name-based (TF1) MobileBERT checkpoints."""
+
+import collections
+import os
+from typing import Dict, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from checkpoints import name_map
+from mobilebert_tf.config import MobileBertConfig
+
+
+def write_tf1_checkpoint(variables: Mapping[str, np.ndarray],
+                         prefix: str) -> str:
+  """Writes `{name: array}` as TF1 code does (`tf.compat.v1.train.Saver`).
+
+  Returns:
+    The prefix written (`prefix.index`, `prefix.data-00000-of-00001`).
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+  with tf.Graph().as_default():
+    # Values are fed through placeholders, not embedded as graph constants
+    # (a full-size checkpoint would make a graph of hundreds of MB).
+    var_list, feeds, assigns = {}, {}, []
+    for name, value in variables.items():
+      value = np.asarray(value)
+      var = tf.compat.v1.Variable(
+          tf.zeros(value.shape, dtype=value.dtype),
+          name=name.replace("/", "_"), dtype=value.dtype)
+      placeholder = tf.compat.v1.placeholder(value.dtype, shape=value.shape)
+      assigns.append(var.assign(placeholder))
+      feeds[placeholder] = value
+      var_list[name] = var
+    saver = tf.compat.v1.train.Saver(var_list=var_list)
+    with tf.compat.v1.Session() as session:
+      session.run(assigns, feed_dict=feeds)
+      return saver.save(session, prefix, write_meta_graph=False,
+                        write_state=False)
+
+
+def read_tf1_checkpoint(prefix: str) -> Dict[str, np.ndarray]:
+  """All tensors of a name-based checkpoint, `{name: array}`."""
+  reader = tf.train.load_checkpoint(prefix)
+  return collections.OrderedDict(
+      (name, reader.get_tensor(name))
+      for name in sorted(reader.get_variable_to_shape_map()))
+
+
+def pretrainer_to_tf1_variables(pretrainer, config: MobileBertConfig
+                                ) -> Dict[str, np.ndarray]:
+  """A pretrainer's weights under their original TF1 names and shapes."""
+  items = pretrainer.checkpoint_items
+  table = name_map.tf1_to_keras(
+      config, with_nsp="next_sentence" in items)
+  return collections.OrderedDict(
+      (tf1_name, name_map.to_tf1_value(
+          name_map.resolve(items, entry.keras_path).numpy(), entry))
+      for tf1_name, entry in table.items())
+
+
+def export_tf1_checkpoint(pretrainer, config: MobileBertConfig,
+                          prefix: str) -> str:
+  """Writes a pretrainer as an original-layout TF1 checkpoint."""
+  return write_tf1_checkpoint(
+      pretrainer_to_tf1_variables(pretrainer, config), prefix)
+
+
+def assign_tf1_variables(pretrainer, config: MobileBertConfig,
+                         variables: Mapping[str, np.ndarray]) -> None:
+  """Sets a pretrainer's weights from `{TF1 name: array}` (all must be there).
+
+  Optimizer slots and names outside the table are ignored here; the converter
+  (`checkpoints.convert`) is the strict, reporting path.
+
+  Raises:
+    KeyError: a model variable has no TF1 value.
+  """
+  items = pretrainer.checkpoint_items
+  table = name_map.tf1_to_keras(config, with_nsp="next_sentence" in items)
+  missing = [name for name in table if name not in variables]
+  if missing:
+    raise KeyError(f"{len(missing)} model variables have no TF1 value: "
+                   f"{', '.join(missing[:5])}")
+  for tf1_name, entry in table.items():
+    variable = name_map.resolve(items, entry.keras_path)
+    variable.assign(name_map.to_keras_value(
+        np.asarray(variables[tf1_name]), entry, variable.shape))

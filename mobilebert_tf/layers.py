@@ -1,0 +1,740 @@
+"""MobileBERT Keras layers: normalization, embedding, transformer block, MLM head.
+
+Numerics follow google-research `mobilebert/modeling.py` (TF1). The object
+graph (attribute names, the `block_layers` dict of lists, the Keras
+`MultiHeadAttention` sublayer names) follows tf-models-official's
+`official.nlp.modeling.layers.mobile_bert_layers`, so object-based checkpoints
+interchange with it in both directions. The structure lives in the
+constructors; the forward passes read it through named accessors.
+
+The forward passes are written for speed on CPU: every dense layer runs as one
+2-D matmul on `[batch * seq, width]`, and projections that read the same
+tensor (query and key; or the input and the key/query-shared bottleneck) share
+one matmul over concatenated kernels.
+"""
+
+import math
+
+import tensorflow as tf
+import tf_keras
+
+from mobilebert_tf.config import ACTIVATIONS
+from mobilebert_tf.config import NORMALIZATION_TYPES
+
+_PACKAGE = "MobileBertTF"
+
+
+def gelu(x):
+  """GELU, tanh approximation: the original MobileBERT's `gelu`."""
+  return tf.nn.gelu(x, approximate=True)
+
+
+_ACTIVATION_FNS = {
+    "linear": None,
+    "relu": tf.nn.relu,
+    "relu6": tf.nn.relu6,
+    "gelu": gelu,
+    "tanh": tf.tanh,
+}
+
+
+def get_activation(name):
+  """Maps an original `hidden_act` string to a function (None for linear).
+
+  Raises:
+    ValueError: `name` is not one of `config.ACTIVATIONS`.
+  """
+  if not isinstance(name, str) or name.lower() not in _ACTIVATION_FNS:
+    raise ValueError(f"`hidden_act` must be one of {ACTIVATIONS}. "
+                     f"Received: {name!r}")
+  return _ACTIVATION_FNS[name.lower()]
+
+
+def _initializer(initializer):
+  """A fresh initializer instance, so no two weights share one."""
+  return tf_keras.initializers.get(
+      tf_keras.initializers.serialize(tf_keras.initializers.get(initializer)))
+
+
+@tf_keras.utils.register_keras_serializable(package=_PACKAGE)
+class NoNorm(tf_keras.layers.Layer):
+  """Element-wise affine map `x * gamma + beta`: MobileBERT's "no_norm".
+
+  The paper replaces layer normalization by this cheaper transformation; the
+  TF1 checkpoints store it as `.../FakeLayerNorm/{gamma,beta}`.
+
+  Call args:
+    inputs: float tensor `[..., width]`.
+
+  Returns:
+    A tensor of the same shape.
+  """
+
+  def build(self, input_shape):
+    width = input_shape[-1]
+    self.beta = self.add_weight("beta", shape=[width], initializer="zeros")
+    self.gamma = self.add_weight("gamma", shape=[width], initializer="ones")
+    super().build(input_shape)
+
+  def call(self, inputs):
+    return inputs * self.gamma + self.beta
+
+
+def get_norm_layer(normalization_type, name=None):
+  """The normalization layer for a `normalization_type`.
+
+  Args:
+    normalization_type: str. "no_norm" -> `NoNorm`; "layer_norm" -> layer
+      normalization with epsilon 1e-12 (TF1 contrib's); "manual_layer_norm" ->
+      epsilon 1e-6 (the original's hand-written variant).
+    name: str. Layer name.
+
+  Raises:
+    ValueError: unknown `normalization_type`.
+  """
+  if normalization_type == "no_norm":
+    return NoNorm(name=name)
+  if normalization_type in ("layer_norm", "manual_layer_norm"):
+    epsilon = 1e-12 if normalization_type == "layer_norm" else 1e-6
+    return tf_keras.layers.LayerNormalization(
+        axis=-1, epsilon=epsilon, name=name)
+  raise ValueError(f"`normalization_type` must be one of {NORMALIZATION_TYPES}."
+                   f" Received: {normalization_type!r}")
+
+
+def _fused_dense(inputs, dense_layers):
+  """Applies several `Dense`-style layers that read the same input as one matmul.
+
+  Args:
+    inputs: `[rows, width]`.
+    dense_layers: layers with `kernel` `[width, ...]` and `bias`, built.
+
+  Returns:
+    A list with each layer's output `[rows, units_i]` (no activation).
+  """
+  kernels = [tf.reshape(d.kernel, [d.kernel.shape[0], -1]) for d in dense_layers]
+  biases = [tf.reshape(d.bias, [-1]) for d in dense_layers]
+  sizes = [k.shape[-1] for k in kernels]
+  if len(dense_layers) == 1:
+    return [tf.nn.bias_add(tf.matmul(inputs, kernels[0]), biases[0])]
+  fused = tf.nn.bias_add(
+      tf.matmul(inputs, tf.concat(kernels, axis=1)), tf.concat(biases, axis=0))
+  return tf.split(fused, sizes, axis=1)
+
+
+def additive_attention_mask(input_mask, dtype):
+  """`[batch, 1, 1, seq]` bias: 0 for real keys, a large negative for padding.
+
+  The original TF1 code adds a constant (-6 or -10000) to padded keys; both
+  peers (tf-models-official and transformers) drop padded keys completely, and
+  so do we: softmax gives them weight 0 to float precision.
+
+  Args:
+    input_mask: `[batch, seq]` (1 real, 0 padding) or `[batch, from, to]`.
+    dtype: compute dtype of the attention scores.
+  """
+  mask = tf.cast(input_mask, dtype)
+  if mask.shape.rank == 2:
+    mask = mask[:, tf.newaxis, tf.newaxis, :]  # [batch, 1, 1, to]
+  else:
+    mask = mask[:, tf.newaxis, :, :]  # [batch, 1, from, to]
+  large_negative = -1e9 if tf.as_dtype(dtype) != tf.float16 else -6e4
+  return (1.0 - mask) * large_negative
+
+
+@tf_keras.utils.register_keras_serializable(package=_PACKAGE)
+class MobileBertEmbedding(tf_keras.layers.Layer):
+  """Word (optionally trigram) + position + token-type embeddings.
+
+  Looks up `[batch, seq, word_embed_size]` word embeddings; with
+  `trigram_input` concatenates each position with its right and left
+  neighbours' embeddings (the paper's kernel-3 convolution, zero beyond the
+  ends) to `3 * word_embed_size`; projects to `output_embed_size` when the
+  widths differ; adds token-type and position embeddings; normalizes; drops
+  out.
+
+  Args:
+    word_vocab_size: int. Number of word pieces.
+    word_embed_size: int. Word embedding width.
+    type_vocab_size: int. Number of token types.
+    output_embed_size: int. Output width (the encoder's hidden size).
+    max_sequence_length: int. Number of position embeddings. Defaults to 512.
+    normalization_type: str. See `get_norm_layer`. Defaults to "no_norm".
+    initializer: initializer of all weights. Defaults to truncated normal with
+      stddev 0.02.
+    dropout_rate: float. Dropout on the output. Defaults to 0.1.
+    trigram_input: bool. Concatenate neighbour embeddings. Defaults to True.
+    validate_inputs: bool. Check ids against the vocabulary sizes and the
+      sequence length against `max_sequence_length` at run time (an
+      out-of-range id would otherwise give zeros on GPU). Defaults to True.
+
+  Call args:
+    input_word_ids: int32 `[batch, seq]`.
+    input_type_ids: int32 `[batch, seq]` or None (all type 0).
+    training: bool. Applies dropout when True.
+
+  Returns:
+    `[batch, seq, output_embed_size]`.
+  """
+
+  def __init__(self,
+               word_vocab_size,
+               word_embed_size,
+               type_vocab_size,
+               output_embed_size,
+               max_sequence_length=512,
+               normalization_type="no_norm",
+               initializer=None,
+               dropout_rate=0.1,
+               trigram_input=True,
+               validate_inputs=True,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.word_vocab_size = word_vocab_size
+    self.word_embed_size = word_embed_size
+    self.type_vocab_size = type_vocab_size
+    self.output_embed_size = output_embed_size
+    self.max_sequence_length = max_sequence_length
+    self.normalization_type = normalization_type
+    self.initializer = tf_keras.initializers.get(
+        initializer or tf_keras.initializers.TruncatedNormal(stddev=0.02))
+    self.dropout_rate = dropout_rate
+    self.trigram_input = trigram_input
+    self.validate_inputs = validate_inputs
+
+    self.word_embedding = tf_keras.layers.Embedding(
+        word_vocab_size, word_embed_size,
+        embeddings_initializer=_initializer(self.initializer),
+        name="word_embedding")
+    self.type_embedding = tf_keras.layers.Embedding(
+        type_vocab_size, output_embed_size,
+        embeddings_initializer=_initializer(self.initializer),
+        name="type_embedding")
+    self.pos_embedding = tf_keras.layers.Embedding(
+        max_sequence_length, output_embed_size,
+        embeddings_initializer=_initializer(self.initializer),
+        name="position_embedding")
+    projected_width = word_embed_size * (3 if trigram_input else 1)
+    if projected_width != output_embed_size or trigram_input:
+      self.word_embedding_proj = tf_keras.layers.Dense(
+          output_embed_size, kernel_initializer=_initializer(self.initializer),
+          name="embedding_projection")
+    else:
+      self.word_embedding_proj = None
+    self.layer_norm = get_norm_layer(normalization_type, "embedding_norm")
+    self.dropout_layer = tf_keras.layers.Dropout(
+        dropout_rate, name="embedding_dropout")
+
+  def build(self, input_shape):
+    for embedding in (self.word_embedding, self.type_embedding,
+                      self.pos_embedding):
+      embedding.build([None, None])
+    if self.word_embedding_proj is not None:
+      in_width = self.word_embed_size * (3 if self.trigram_input else 1)
+      self.word_embedding_proj.build([None, in_width])
+    self.layer_norm.build([None, None, self.output_embed_size])
+    super().build(input_shape)
+
+  def _check_ids(self, input_word_ids, input_type_ids):
+    checks = [
+        tf.debugging.assert_non_negative(
+            input_word_ids, message="input_word_ids must be >= 0"),
+        tf.debugging.assert_less(
+            input_word_ids, tf.constant(self.word_vocab_size, tf.int32),
+            message=(f"input_word_ids must be < vocab_size "
+                     f"({self.word_vocab_size}); the ids do not come from this "
+                     "model's vocabulary")),
+        tf.debugging.assert_less_equal(
+            tf.shape(input_word_ids)[1], self.max_sequence_length,
+            message=(f"sequence length exceeds max_position_embeddings "
+                     f"({self.max_sequence_length}); truncate the inputs")),
+    ]
+    if input_type_ids is not None:
+      checks += [
+          tf.debugging.assert_non_negative(
+              input_type_ids, message="input_type_ids must be >= 0"),
+          tf.debugging.assert_less(
+              input_type_ids, tf.constant(self.type_vocab_size, tf.int32),
+              message=(f"input_type_ids must be < type_vocab_size "
+                       f"({self.type_vocab_size})")),
+      ]
+    return checks
+
+  def call(self, input_word_ids, input_type_ids=None, training=None):
+    seq_length = input_word_ids.shape[1]
+    if seq_length is not None and seq_length > self.max_sequence_length:
+      raise ValueError(
+          f"Sequence length {seq_length} exceeds max_position_embeddings "
+          f"({self.max_sequence_length}). Truncate the inputs.")
+    checks = self._check_ids(input_word_ids, input_type_ids) if (
+        self.validate_inputs) else []
+    with tf.control_dependencies(checks):
+      input_word_ids = tf.identity(input_word_ids)
+    dtype = self.compute_dtype
+    # [batch, seq, word_embed_size]
+    words = tf.cast(tf.gather(self.word_embedding.embeddings, input_word_ids),
+                    dtype)
+    if self.trigram_input:
+      # [next token, this token, previous token]: a kernel-3 convolution
+      # written as a concat + dense, exactly as the TF1 checkpoints expect.
+      words = tf.concat(
+          [tf.pad(words[:, 1:], [[0, 0], [0, 1], [0, 0]]), words,
+           tf.pad(words[:, :-1], [[0, 0], [1, 0], [0, 0]])], axis=2)
+    if self.word_embedding_proj is not None:
+      words = self.word_embedding_proj(words)  # [batch, seq, hidden]
+    seq = tf.shape(input_word_ids)[1]
+    output = words
+    if input_type_ids is not None:
+      output += tf.cast(
+          tf.gather(self.type_embedding.embeddings, input_type_ids), dtype)
+    output += tf.cast(self.pos_embedding.embeddings[tf.newaxis, :seq], dtype)
+    output = self.layer_norm(output)
+    return self.dropout_layer(output, training=training)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "word_vocab_size": self.word_vocab_size,
+        "word_embed_size": self.word_embed_size,
+        "type_vocab_size": self.type_vocab_size,
+        "output_embed_size": self.output_embed_size,
+        "max_sequence_length": self.max_sequence_length,
+        "normalization_type": self.normalization_type,
+        "initializer": tf_keras.initializers.serialize(self.initializer),
+        "dropout_rate": self.dropout_rate,
+        "trigram_input": self.trigram_input,
+        "validate_inputs": self.validate_inputs,
+    })
+    return config
+
+
+class _AttentionProjections(tf_keras.layers.Layer):
+  """Query/key/value/output projections of multi-head attention.
+
+  The sublayer names and kernel shapes are those of Keras `MultiHeadAttention`
+  (`_query_dense` `[in, heads, head_size]`, ..., `_output_dense`
+  `[heads, head_size, out]`), which tf-models-official's checkpoints hold.
+  """
+
+  def __init__(self, num_heads, head_size, output_size, query_width,
+               value_width, initializer, dropout_rate, **kwargs):
+    super().__init__(**kwargs)
+    self.num_heads = num_heads
+    self.head_size = head_size
+
+    def projection(name):
+      return tf_keras.layers.EinsumDense(
+          "abc,cde->abde", output_shape=[None, num_heads, head_size],
+          bias_axes="de", kernel_initializer=_initializer(initializer),
+          name=name)
+
+    self._query_dense = projection("query")
+    self._key_dense = projection("key")
+    self._value_dense = projection("value")
+    self._output_dense = tf_keras.layers.EinsumDense(
+        "abcd,cde->abe", output_shape=[None, output_size], bias_axes="e",
+        kernel_initializer=_initializer(initializer), name="attention_output")
+    self._dropout_layer = tf_keras.layers.Dropout(dropout_rate)
+    self._query_dense.build([None, None, query_width])
+    self._key_dense.build([None, None, query_width])
+    self._value_dense.build([None, None, value_width])
+    self._output_dense.build([None, None, num_heads, head_size])
+    self._config = dict(num_heads=num_heads, head_size=head_size,
+                        output_size=output_size, query_width=query_width,
+                        value_width=value_width, dropout_rate=dropout_rate,
+                        initializer=tf_keras.initializers.serialize(
+                            tf_keras.initializers.get(initializer)))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(self._config)
+    return config
+
+  def call(self, query_key_input, value_input, mask_bias, batch, seq,
+           training=None, return_scores=False):
+    """Attention with query and key both read from `query_key_input`.
+
+    Args:
+      query_key_input: `[batch * seq, query_width]`.
+      value_input: `[batch * seq, value_width]`.
+      mask_bias: `[batch, 1, 1 or seq, seq]` additive mask, or None.
+      batch, seq: dynamic sizes.
+      training: applies dropout to the attention probabilities.
+      return_scores: also return the probabilities `[batch, heads, seq, seq]`.
+
+    Returns:
+      `[batch * seq, output_size]` (and the probabilities).
+    """
+    heads, size = self.num_heads, self.head_size
+    if value_input is query_key_input:
+      query, key, value = _fused_dense(
+          query_key_input,
+          [self._query_dense, self._key_dense, self._value_dense])
+    else:
+      query, key = _fused_dense(query_key_input,
+                                [self._query_dense, self._key_dense])
+      (value,) = _fused_dense(value_input, [self._value_dense])
+
+    def split_heads(x):  # [batch * seq, heads * size] -> [batch, heads, seq, size]
+      return tf.transpose(tf.reshape(x, [batch, seq, heads, size]), [0, 2, 1, 3])
+
+    query, key, value = split_heads(query), split_heads(key), split_heads(value)
+    # [batch, heads, seq, seq]
+    scores = tf.matmul(query, key, transpose_b=True)
+    scores = scores * tf.cast(1.0 / math.sqrt(float(size)), scores.dtype)
+    if mask_bias is not None:
+      scores += mask_bias
+    probs = tf.nn.softmax(scores)
+    probs_dropped = self._dropout_layer(probs, training=training)
+    context = tf.matmul(probs_dropped, value)  # [batch, heads, seq, size]
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]),
+                         [batch * seq, heads * size])
+    output = tf.nn.bias_add(
+        tf.matmul(context,
+                  tf.reshape(self._output_dense.kernel, [heads * size, -1])),
+        self._output_dense.bias)
+    return (output, probs) if return_scores else output
+
+
+@tf_keras.utils.register_keras_serializable(package=_PACKAGE)
+class MobileBertTransformer(tf_keras.layers.Layer):
+  """One MobileBERT block: bottlenecks, attention, stacked FFNs.
+
+  With `use_bottleneck` (MobileBERT): the input `[batch, seq, hidden]` is
+  projected to `intra_bottleneck_size`; attention reads the bottleneck
+  (`use_bottleneck_attention`), or a second key/query-shared bottleneck with
+  values from the block input (`key_query_shared_bottleneck`), or the block
+  input; `num_feedforward_networks` FFNs follow, each with a residual and a
+  norm; the output bottleneck projects back to `hidden_size` and adds the block
+  input. Without `use_bottleneck` this is a BERT block with stacked FFNs.
+
+  Args:
+    hidden_size: int. Block input/output width. Defaults to 512.
+    num_attention_heads: int. Defaults to 4.
+    intermediate_size: int. FFN width. Defaults to 512.
+    intermediate_act_fn: str. FFN activation, see `get_activation`. Defaults
+      to "relu".
+    hidden_dropout_prob: float. Defaults to 0.1.
+    attention_probs_dropout_prob: float. Defaults to 0.1.
+    intra_bottleneck_size: int. Bottleneck width. Defaults to 128.
+    use_bottleneck_attention: bool. Defaults to False.
+    key_query_shared_bottleneck: bool. Defaults to True.
+    num_feedforward_networks: int. Defaults to 4.
+    normalization_type: str. Defaults to "no_norm".
+    initializer: weight initializer. Defaults to truncated normal, 0.02.
+    use_bottleneck: bool. Defaults to True.
+
+  Call args:
+    input_tensor: `[batch, seq, hidden_size]`.
+    attention_mask: `[batch, seq]` or `[batch, seq, seq]` of 1 (attend) and 0
+      (padding), or None.
+    return_attention_scores: bool. Also return `[batch, heads, seq, seq]`
+      attention probabilities.
+    training: bool. Applies dropout when True.
+
+  Returns:
+    `[batch, seq, hidden_size]` (and the attention probabilities).
+  """
+
+  def __init__(self,
+               hidden_size=512,
+               num_attention_heads=4,
+               intermediate_size=512,
+               intermediate_act_fn="relu",
+               hidden_dropout_prob=0.1,
+               attention_probs_dropout_prob=0.1,
+               intra_bottleneck_size=128,
+               use_bottleneck_attention=False,
+               key_query_shared_bottleneck=True,
+               num_feedforward_networks=4,
+               normalization_type="no_norm",
+               initializer=None,
+               use_bottleneck=True,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.hidden_size = hidden_size
+    self.num_attention_heads = num_attention_heads
+    self.intermediate_size = intermediate_size
+    self.intermediate_act_fn = intermediate_act_fn
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.intra_bottleneck_size = intra_bottleneck_size
+    self.use_bottleneck_attention = use_bottleneck_attention
+    self.key_query_shared_bottleneck = key_query_shared_bottleneck
+    self.num_feedforward_networks = num_feedforward_networks
+    self.normalization_type = normalization_type
+    self.initializer = tf_keras.initializers.get(
+        initializer or tf_keras.initializers.TruncatedNormal(stddev=0.02))
+    self.use_bottleneck = use_bottleneck
+    self._activation = get_activation(intermediate_act_fn)
+
+    width = intra_bottleneck_size if use_bottleneck else hidden_size
+    if width % num_attention_heads:
+      name = "intra_bottleneck_size" if use_bottleneck else "hidden_size"
+      raise ValueError(f"`{name}` ({width}) must be divisible by "
+                       f"`num_attention_heads` ({num_attention_heads}).")
+    self._width = width
+
+    def dense(units, name, input_width):
+      layer = tf_keras.layers.Dense(
+          units, kernel_initializer=_initializer(self.initializer), name=name)
+      layer.build([None, input_width])
+      return layer
+
+    def norm(name, input_width):
+      layer = get_norm_layer(normalization_type, name)
+      layer.build([None, input_width])
+      return layer
+
+    # The dict-of-lists layout is tf-models-official's object graph; read it
+    # through the properties below.
+    self.block_layers = {}
+    if use_bottleneck:
+      self.block_layers["bottleneck_input"] = [
+          dense(width, "bottleneck_input/dense", hidden_size),
+          norm("bottleneck_input/norm", width)]
+      if key_query_shared_bottleneck and not use_bottleneck_attention:
+        self.block_layers["kq_shared_bottleneck"] = [
+            dense(width, "kq_shared_bottleneck/dense", hidden_size),
+            norm("kq_shared_bottleneck/norm", width)]
+    query_width = width if (use_bottleneck and (
+        use_bottleneck_attention or key_query_shared_bottleneck)) else hidden_size
+    value_width = width if (use_bottleneck and
+                            use_bottleneck_attention) else hidden_size
+    self.block_layers["attention"] = [
+        _AttentionProjections(
+            num_attention_heads, width // num_attention_heads, width,
+            query_width, value_width, self.initializer,
+            attention_probs_dropout_prob, name="attention"),
+        norm("attention/norm", width)]
+    self.block_layers["ffn"] = []
+    for i in range(num_feedforward_networks):
+      self.block_layers["ffn"].append([
+          dense(intermediate_size, f"ffn_layer_{i}/intermediate_dense", width),
+          dense(width, f"ffn_layer_{i}/output_dense", intermediate_size),
+          norm(f"ffn_layer_{i}/norm", width)])
+    if use_bottleneck:
+      self.block_layers["bottleneck_output"] = [
+          dense(hidden_size, "bottleneck_output/dense", width),
+          tf_keras.layers.Dropout(hidden_dropout_prob,
+                                  name="bottleneck_output/dropout"),
+          norm("bottleneck_output/norm", hidden_size)]
+    self._hidden_dropout = tf_keras.layers.Dropout(hidden_dropout_prob)
+
+  # Named accessors over the checkpoint layout.
+  @property
+  def bottleneck_input(self):
+    """(dense, norm) of the input bottleneck, or None."""
+    return tuple(self.block_layers.get("bottleneck_input", ())) or None
+
+  @property
+  def kq_shared_bottleneck(self):
+    """(dense, norm) of the key/query-shared bottleneck, or None."""
+    return tuple(self.block_layers.get("kq_shared_bottleneck", ())) or None
+
+  @property
+  def attention(self):
+    """The attention projections (`_query_dense`, ..., `_output_dense`)."""
+    return self.block_layers["attention"][0]
+
+  @property
+  def attention_norm(self):
+    return self.block_layers["attention"][1]
+
+  @property
+  def feedforward_networks(self):
+    """[(intermediate_dense, output_dense, norm), ...] in order."""
+    return [tuple(ffn) for ffn in self.block_layers["ffn"]]
+
+  @property
+  def bottleneck_output(self):
+    """(dense, norm) of the output bottleneck, or None."""
+    layers = self.block_layers.get("bottleneck_output")
+    return (layers[0], layers[2]) if layers else None
+
+  def call(self, input_tensor, attention_mask=None,
+           return_attention_scores=False, training=None):
+    if input_tensor.shape[-1] != self.hidden_size:
+      raise ValueError(
+          f"The input width ({input_tensor.shape[-1]}) must equal "
+          f"`hidden_size` ({self.hidden_size}).")
+    shape = tf.shape(input_tensor)
+    batch, seq = shape[0], shape[1]
+    mask_bias = None
+    if attention_mask is not None:
+      mask_bias = (attention_mask if attention_mask.dtype.is_floating and
+                   attention_mask.shape.rank == 4 else
+                   additive_attention_mask(attention_mask, self.compute_dtype))
+    block_input = tf.reshape(input_tensor, [-1, self.hidden_size])  # [b*s, H]
+
+    if self.use_bottleneck:
+      input_dense, input_norm = self.bottleneck_input
+      if self.use_bottleneck_attention:
+        layer_input = input_norm(_fused_dense(block_input, [input_dense])[0])
+        query_key_input = value_input = layer_input
+      elif self.key_query_shared_bottleneck:
+        kq_dense, kq_norm = self.kq_shared_bottleneck
+        bottleneck, shared = _fused_dense(block_input, [input_dense, kq_dense])
+        layer_input = input_norm(bottleneck)
+        query_key_input, value_input = kq_norm(shared), block_input
+      else:
+        layer_input = input_norm(_fused_dense(block_input, [input_dense])[0])
+        query_key_input = value_input = block_input
+    else:
+      layer_input = query_key_input = value_input = block_input
+
+    attention_output = self.attention(
+        query_key_input, value_input, mask_bias, batch, seq, training=training,
+        return_scores=return_attention_scores)
+    if return_attention_scores:
+      attention_output, attention_scores = attention_output
+    if not self.use_bottleneck:
+      attention_output = self._hidden_dropout(attention_output,
+                                              training=training)
+    layer_output = self.attention_norm(attention_output + layer_input)
+
+    ffns = self.feedforward_networks
+    for i, (intermediate, output, norm) in enumerate(ffns):
+      hidden = intermediate(layer_output)
+      if self._activation is not None:
+        hidden = self._activation(hidden)
+      ffn_output = output(hidden)
+      if not self.use_bottleneck and i == len(ffns) - 1:
+        ffn_output = self._hidden_dropout(ffn_output, training=training)
+      layer_output = norm(ffn_output + layer_output)
+
+    if self.use_bottleneck:
+      output_dense, output_norm = self.bottleneck_output
+      dropout = self.block_layers["bottleneck_output"][1]
+      layer_output = dropout(output_dense(layer_output), training=training)
+      layer_output = output_norm(layer_output + block_input)
+
+    layer_output = tf.reshape(layer_output, [batch, seq, self.hidden_size])
+    if return_attention_scores:
+      return layer_output, attention_scores
+    return layer_output
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "hidden_size": self.hidden_size,
+        "num_attention_heads": self.num_attention_heads,
+        "intermediate_size": self.intermediate_size,
+        "intermediate_act_fn": self.intermediate_act_fn,
+        "hidden_dropout_prob": self.hidden_dropout_prob,
+        "attention_probs_dropout_prob": self.attention_probs_dropout_prob,
+        "intra_bottleneck_size": self.intra_bottleneck_size,
+        "use_bottleneck_attention": self.use_bottleneck_attention,
+        "key_query_shared_bottleneck": self.key_query_shared_bottleneck,
+        "num_feedforward_networks": self.num_feedforward_networks,
+        "normalization_type": self.normalization_type,
+        "initializer": tf_keras.initializers.serialize(self.initializer),
+        "use_bottleneck": self.use_bottleneck,
+    })
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package=_PACKAGE)
+class MobileBertMaskedLM(tf_keras.layers.Layer):
+  """Masked-LM head: transform, layer norm, tied output embeddings.
+
+  When `hidden_size > embedding width`, the output matrix is the embedding
+  table widened by `extra_output_weights` `[vocab, hidden - embedding]`, as in
+  the original `cls/predictions`.
+
+  Args:
+    embedding_table: the encoder's word embedding variable `[vocab, E]`
+      (tied), or None to create an own table (what `from_config` does).
+    activation: str. Transform activation (the config's `hidden_act`).
+      Defaults to "gelu".
+    initializer: weight initializer. Defaults to truncated normal, 0.02.
+    output: "logits" or "predictions" (log-softmax). Defaults to "logits".
+    vocab_size, embedding_width: ints, needed only without `embedding_table`.
+
+  Call args:
+    sequence_data: `[batch, seq, hidden]`.
+    masked_positions: int32 `[batch, num_predictions]`.
+
+  Returns:
+    float32 `[batch, num_predictions, vocab]`.
+  """
+
+  def __init__(self, embedding_table=None, activation="gelu", initializer=None,
+               output="logits", vocab_size=None, embedding_width=None,
+               **kwargs):
+    super().__init__(**kwargs)
+    if output not in ("logits", "predictions"):
+      raise ValueError('`output` must be "logits" or "predictions". '
+                       f"Received: output={output!r}")
+    if embedding_table is None and not (vocab_size and embedding_width):
+      raise ValueError("Pass `embedding_table`, or `vocab_size` and "
+                       "`embedding_width` to create an own table.")
+    self.embedding_table = embedding_table
+    self.activation = activation
+    self._activation_fn = get_activation(activation)
+    self.initializer = tf_keras.initializers.get(
+        initializer or tf_keras.initializers.TruncatedNormal(stddev=0.02))
+    self._output_type = output
+    if embedding_table is not None:
+      vocab_size, embedding_width = embedding_table.shape
+    self.vocab_size = int(vocab_size)
+    self.embedding_width = int(embedding_width)
+
+  def build(self, input_shape):
+    hidden_size = input_shape[-1]
+    if self.embedding_table is None:
+      self.embedding_table = self.add_weight(
+          "embedding_table", shape=[self.vocab_size, self.embedding_width],
+          initializer=_initializer(self.initializer))
+    self.dense = tf_keras.layers.Dense(
+        hidden_size, kernel_initializer=_initializer(self.initializer),
+        name="transform/dense")
+    self.dense.build([None, hidden_size])
+    if hidden_size > self.embedding_width:
+      self.extra_output_weights = self.add_weight(
+          "extra_output_weights",
+          shape=[self.vocab_size, hidden_size - self.embedding_width],
+          initializer=_initializer(self.initializer))
+    elif hidden_size == self.embedding_width:
+      self.extra_output_weights = None
+    else:
+      raise ValueError(f"The hidden size ({hidden_size}) must not be smaller "
+                       f"than the embedding width ({self.embedding_width}).")
+    # Always a real layer norm, also for "no_norm" models (as in the original).
+    self.layer_norm = tf_keras.layers.LayerNormalization(
+        axis=-1, epsilon=1e-12, name="transform/LayerNorm")
+    self.layer_norm.build([None, None, hidden_size])
+    # The name is tf-models-official's (its checkpoints key it so).
+    self.bias = self.add_weight("output_bias/bias", shape=[self.vocab_size],
+                                initializer="zeros")
+    super().build(input_shape)
+
+  def call(self, sequence_data, masked_positions):
+    # [batch, num_predictions, hidden]
+    selected = tf.gather(sequence_data, masked_positions, batch_dims=1)
+    hidden = self.dense(selected)
+    if self._activation_fn is not None:
+      hidden = self._activation_fn(hidden)
+    hidden = self.layer_norm(hidden)
+    table = tf.cast(self.embedding_table, hidden.dtype)
+    if self.extra_output_weights is not None:
+      table = tf.concat([table, self.extra_output_weights], axis=1)
+    # [batch, num_predictions, vocab]
+    logits = tf.nn.bias_add(tf.matmul(hidden, table, transpose_b=True),
+                            self.bias)
+    logits = tf.cast(logits, tf.float32)
+    if self._output_type == "logits":
+      return logits
+    return tf.nn.log_softmax(logits)
+
+  def get_config(self):
+    # The tied table is not serializable; `from_config` creates an own one.
+    config = super().get_config()
+    config.update({
+        "activation": self.activation,
+        "initializer": tf_keras.initializers.serialize(self.initializer),
+        "output": self._output_type,
+        "vocab_size": self.vocab_size,
+        "embedding_width": self.embedding_width,
+    })
+    return config

@@ -1,0 +1,38 @@
+"""mobilebert_tf: MobileBERT for TensorFlow 2 / tf_keras."""
+
+import setuptools
+
+setuptools.setup(
+    name="mobilebert_tf",
+    version="0.1.0",
+    description=("MobileBERT for TensorFlow 2 / tf_keras: numerically equal to "
+                 "the original, checkpoint-compatible with tf-models-official, "
+                 "exportable to TF-Hub SavedModels and TFLite."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(
+        include=["mobilebert_tf", "mobilebert_tf.*", "checkpoints",
+                 "checkpoints.*", "export", "export.*", "benchmarks",
+                 "examples"]),
+    package_data={"checkpoints": ["configs/*.json", "demo/*"]},
+    python_requires=">=3.10,<3.13",
+    install_requires=[
+        "tensorflow==2.20.*",
+        "tf-keras==2.20.*",
+        "tensorflow-text==2.20.*",
+        "tensorflow-hub==0.16.*",
+        "tf-models-official==2.20.*",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        # tensorflow_hub 0.16.1 imports pkg_resources, gone in setuptools 81.
+        "setuptools<81",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<9",
+            "transformers>=4.40,<5",
+            "torch==2.13.0",
+        ],
+    },
+    license="Apache-2.0",
+)
