@@ -1,0 +1,36 @@
+# Two entry points on a fresh machine with Python 3.11:
+#   make demo   sets up .venv and runs the main job on its embedded default
+#   make test   sets up .venv (with the test extras) and runs the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+# seqeval (a tf-models-official dependency) ships only a legacy sdist whose
+# setup_requires breaks without PEP 517 builds.
+PIP_INSTALL := $(PIP) install --quiet --use-pep517
+
+.PHONY: demo test benchmark clean
+
+$(VENV)/.base: setup.py
+	$(PYTHON) -m venv $(VENV)
+	# tensorflow_hub 0.16.1 imports pkg_resources, gone from setuptools 81.
+	$(PIP_INSTALL) "setuptools<81" wheel
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	# The CPU build of torch first, so nothing pulls a CUDA build.
+	$(PIP_INSTALL) "torch==2.13.0"
+	$(PIP_INSTALL) -e ".[test]" "setuptools<81"
+	touch $@
+
+demo: $(VENV)/.base
+	$(VENV)/bin/python -m export.to_savedmodel
+
+test: $(VENV)/.test
+	$(VENV)/bin/python -m pytest tests -q
+
+benchmark: $(VENV)/.test
+	$(VENV)/bin/python -m benchmarks.latency
+
+clean:
+	rm -rf $(VENV) build
