@@ -5,12 +5,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 # seqeval (a tf-models-official dependency) ships only a legacy sdist whose
-# setup_requires breaks without PEP 517 builds.
-PIP_INSTALL := $(PIP) install --quiet --use-pep517
+# setup_requires breaks without PEP 517 builds. constraints.txt pins the
+# resolved versions: without it pip backtracks into source builds.
+PIP_INSTALL := $(PIP) install --quiet --use-pep517 --constraint constraints.txt
 
 .PHONY: demo test benchmark clean
 
-$(VENV)/.base: setup.py
+$(VENV)/.base: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# tensorflow_hub 0.16.1 imports pkg_resources, gone from setuptools 81.
 	$(PIP_INSTALL) "setuptools<81" wheel

@@ -22,7 +22,7 @@ setuptools.setup(
         "tensorflow-text==2.20.*",
         "tensorflow-hub==0.16.*",
         "tf-models-official==2.20.*",
-        "absl-py>=2.1,<3",
+        "absl-py>=1.4,<3",
         "numpy>=1.26,<3",
         # tensorflow_hub 0.16.1 imports pkg_resources, gone in setuptools 81.
         "setuptools<81",
