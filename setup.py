@@ -29,7 +29,7 @@ setuptools.setup(
     ],
     extras_require={
         "test": [
-            "pytest>=8,<9",
+            "pytest>=8,<10",
             "transformers>=4.40,<5",
             "torch==2.13.0",
         ],
