@@ -53,7 +53,7 @@ def _hf_reference(vocab_file, do_lower_case):
 
 @pytest.fixture(scope="module")
 def corpus():
-  lines = text_corpus.stdlib_docstring_lines(NUM_LINES)
+  lines = text_corpus.stdlib_docstring_lines(max_lines=NUM_LINES)
   assert len(lines) == NUM_LINES
   return lines
 

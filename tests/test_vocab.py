@@ -15,12 +15,12 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 @pytest.fixture(scope="module")
 def corpus():
-  return text_corpus.stdlib_docstring_lines(1500)
+  return text_corpus.stdlib_docstring_lines(max_lines=1500)
 
 
 def test_corpus_is_deterministic_and_clean():
-  a = text_corpus.stdlib_docstring_lines(300)
-  assert a == text_corpus.stdlib_docstring_lines(300)
+  a = text_corpus.stdlib_docstring_lines(max_lines=300)
+  assert a == text_corpus.stdlib_docstring_lines(max_lines=300)
   assert len(a) == 300
   assert all(line and line == line.strip() for line in a)
   assert len(set(a)) == len(a)
