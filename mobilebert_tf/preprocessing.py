@@ -517,7 +517,13 @@ def export_preprocessor(vocab_file: str, do_lower_case: bool, export_dir: str,
       preprocessor = build_preprocessor(vocab_copy, do_lower_case,
                                         seq_length=seq_length,
                                         tokenizer=tokenizer)
-      preprocessor.save(tmp_export, include_optimizer=False, save_format="tf")
+      # An explicit signature, so TF Serving sees the output names
+      # `input_word_ids`, ... (Keras would name them after the packing layer).
+      serve = tf.function(lambda sentences: preprocessor(sentences))
+      preprocessor.save(
+          tmp_export, include_optimizer=False, save_format="tf",
+          signatures={"serving_default": serve.get_concrete_function(
+              tf.TensorSpec([None], tf.string, name="sentences"))})
     if os.path.exists(export_dir):
       shutil.rmtree(export_dir)
     os.rename(tmp_export, export_dir)

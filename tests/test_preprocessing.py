@@ -284,6 +284,13 @@ def test_export_hub_load_matches_in_memory(loaded, corpus, preprocessors):
   assert special == pre.tokenize.get_special_tokens_dict()
   assert os.path.basename(loaded.vocab_file.asset_path.numpy()) == (
       b"vocab.txt")
+  # TF Serving's view: the signature names the three encoder inputs.
+  serving = loaded.signatures["serving_default"]
+  assert set(serving.structured_outputs) == {
+      "input_word_ids", "input_mask", "input_type_ids"}
+  got = serving(sentences=lines)
+  for key in want:
+    np.testing.assert_array_equal(got[key].numpy(), want[key].numpy())
 
 
 @pytest.mark.parametrize("seq_length", [5, 16, 200])
