@@ -155,6 +155,10 @@ def _tfm_outputs(cfg, tf1_prefix, inputs, tmp_dir, variables):
   config_path = _write_config(cfg, os.path.join(tmp_dir, "tfm_config.json"))
   tfm_config = tfm_utils.BertConfig.from_json_file(config_path)
   out_prefix = os.path.join(tmp_dir, "tfm", "ckpt")
+  # Its converter loads a name-based checkpoint by Keras variable *names*,
+  # which earlier models in this process would have made unique
+  # ("mobile_bert_embedding_10/..."): start from a fresh Keras session.
+  tf_keras.backend.clear_session()
   # What its main() does without --use_model_prefix, on a copy of the table.
   replacements = [("bert/", "")] + list(tc._NAME_REPLACEMENT[1:])
   tc.convert(tf1_prefix, out_prefix, replacements, [], tfm_config,
