@@ -1,0 +1,234 @@
+"""`python -m examples.finetune_classifier`: end to end on the bundled TSV.
+
+The encoder is a tiny MobileBERT with random weights (no pretrained model is
+bundled); the bundled sentences (tests/data/sst_tiny) are labelled by
+sentiment words, which it learns from scratch in a few epochs.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from examples import finetune_classifier as fc
+from export import hub_export
+from mobilebert_tf import MobileBertConfig
+from mobilebert_tf import build_pretrainer
+from mobilebert_tf import preprocessing
+from mobilebert_tf.fill_mask import fill_mask
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "sst_tiny")
+TRAIN, DEV = os.path.join(DATA, "train.tsv"), os.path.join(DATA, "dev.tsv")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAINING_FLAGS = ["--epochs=10", "--batch_size=16", "--learning_rate=3e-3",
+                  "--seq_length=32", "--classifier_dropout=0"]
+# Sentences the model has not seen, including the awkward ones.
+NEW_SENTENCES = ["a wonderful , touching film .", "dull and tedious .",
+                 "", "zebra xylophone quantum", "great " * 40]
+
+
+def _dev_sentences_and_labels():
+  data = fc.read_tsv(DEV)
+  return data.texts[0], np.array([int(label) for label in data.labels])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  """DIR with vocab.txt, bert_config.json, a TF2 checkpoint, and the TF-Hub
+  style DIR/encoder and DIR/preprocessor of a random tiny MobileBERT."""
+  directory = tmp_path_factory.mktemp("model")
+  sentences = fc.read_tsv(TRAIN).texts[0] + fc.read_tsv(DEV).texts[0]
+  words = sorted({w for s in sentences for w in s.split()})
+  chars = sorted({c for w in words for c in w})
+  tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
+            [w for w in words if w not in chars] + chars +
+            ["##" + c for c in chars])
+  vocab_file = str(directory / "vocab.txt")
+  with open(vocab_file, "w", encoding="utf-8") as f:
+    f.write("".join(t + "\n" for t in tokens))
+  config = MobileBertConfig(
+      vocab_size=len(tokens), hidden_size=32, embedding_size=16,
+      num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
+      intra_bottleneck_size=16, trigram_input=True, use_bottleneck=True,
+      key_query_shared_bottleneck=True, num_feedforward_networks=2,
+      normalization_type="layer_norm", hidden_act="relu",
+      max_position_embeddings=64, type_vocab_size=2,
+      classifier_activation=True, hidden_dropout_prob=0.0,
+      attention_probs_dropout_prob=0.0, initializer_range=0.1)
+  config_file = str(directory / "bert_config.json")
+  with open(config_file, "w", encoding="utf-8") as f:
+    f.write(config.to_json_string())
+  tf_keras.utils.set_random_seed(0)
+  pretrainer = build_pretrainer(config)
+  checkpoint = tf.train.Checkpoint(**pretrainer.checkpoint_items).save(
+      str(directory / "checkpoint" / "model"))
+  hub_export.export_encoder(pretrainer, vocab_file, True,
+                            str(directory / "encoder"))
+  preprocessing.export_preprocessor(vocab_file, True,
+                                    str(directory / "preprocessor"),
+                                    seq_length=32)
+  return dict(dir=directory, vocab_file=vocab_file, config_file=config_file,
+              checkpoint=checkpoint, pretrainer=pretrainer)
+
+
+def test_cli_finetunes_a_hub_export_end_to_end(model_dir, tmp_path, capsys):
+  export_path = str(tmp_path / "classifier")
+  code = fc.main(["finetune_classifier", f"--train_file={TRAIN}",
+                  f"--eval_file={DEV}",
+                  f"--encoder={model_dir['dir'] / 'encoder'}",
+                  f"--preprocessor={model_dir['dir'] / 'preprocessor'}",
+                  f"--export_path={export_path}"] + TRAINING_FLAGS)
+  out = capsys.readouterr().out
+  assert code == 0, out
+  assert "Epoch 10/10" in out and "val_accuracy" in out  # Eval every epoch.
+  assert "max |difference| 0" in out
+  with open(os.path.join(export_path, fc.LABELS_FILE)) as f:
+    assert f.read() == "0\n1\n"
+  assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
+  # The SavedModel takes raw strings (preprocessing inside).
+  serve = tf.saved_model.load(export_path).signatures["serving_default"]
+  sentences, labels = _dev_sentences_and_labels()
+  result = serve(sentence=tf.constant(sentences))
+  probabilities = result["probabilities"].numpy()
+  assert probabilities.shape == (len(sentences), 2)
+  np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+  predicted = probabilities.argmax(-1)
+  np.testing.assert_array_equal(result["label"].numpy().astype(str),
+                                predicted.astype(str))
+  accuracy = np.mean(predicted == labels)
+  print(f"hub export: dev accuracy {accuracy:.3f}")
+  assert accuracy >= 0.85, accuracy  # Chance: 0.5.
+  # Refuses to overwrite without --overwrite.
+  code = fc.main(["finetune_classifier", f"--train_file={TRAIN}",
+                  f"--eval_file={DEV}",
+                  f"--encoder={model_dir['dir'] / 'encoder'}",
+                  f"--preprocessor={model_dir['dir'] / 'preprocessor'}",
+                  f"--export_path={export_path}"])
+  assert code == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_finetune_from_a_tf2_checkpoint_matches_its_serving_model(
+    model_dir, tmp_path):
+  values = fc.parse_flags([
+      "finetune_classifier", f"--train_file={TRAIN}", f"--eval_file={DEV}",
+      f"--bert_config_file={model_dir['config_file']}",
+      f"--init_checkpoint={model_dir['checkpoint']}",
+      f"--vocab_file={model_dir['vocab_file']}", "--do_lower_case",
+      f"--export_path={tmp_path / 'classifier'}"] + TRAINING_FLAGS)
+  result = fc.finetune(values, log=lambda line: None)
+  print(f"TF2 checkpoint: dev accuracy {result.eval_accuracy:.3f}")
+  assert result.eval_accuracy >= 0.85  # Chance: 0.5.
+  assert result.label_names == ["0", "1"]
+  assert result.max_abs_diff <= fc.VERIFY_ATOL
+  serve = tf.saved_model.load(result.export_path).signatures[
+      "serving_default"]
+  sentences, _ = _dev_sentences_and_labels()
+  sentences = sentences + NEW_SENTENCES
+  exported = serve(sentence=tf.constant(sentences))["probabilities"].numpy()
+  in_memory = result.model([tf.constant(sentences)]).numpy()
+  np.testing.assert_allclose(exported, in_memory, atol=1e-6)
+  np.testing.assert_array_equal(exported.argmax(-1), in_memory.argmax(-1))
+
+
+def test_fill_mask_on_the_exported_encoder_equals_in_memory(model_dir):
+  import tensorflow_hub as hub
+  texts = ["the film is [MASK] .", "a [MASK] [MASK] about the war ."]
+  preprocessor = preprocessing.build_preprocessor(model_dir["vocab_file"],
+                                                  True, seq_length=32)
+  expected = fill_mask(texts, preprocessor, model_dir["pretrainer"], top_k=3)
+  got = fill_mask(texts, hub.load(str(model_dir["dir"] / "preprocessor")),
+                  hub.load(str(model_dir["dir"] / "encoder")), top_k=3)
+  assert [[[p["token"] for p in m] for m in r] for r in got] == [
+      [[p["token"] for p in m] for m in r] for r in expected]
+  np.testing.assert_allclose(
+      [[[p["probability"] for p in m] for m in r][0] for r in got],
+      [[[p["probability"] for p in m] for m in r][0] for r in expected],
+      rtol=1e-5)
+
+
+def _write(path, text):
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+  return str(path)
+
+
+@pytest.mark.parametrize("train, dev, message", [
+    pytest.param("sentence\tscore\nfine .\t1\n", None,
+                 r"train\.tsv line 1: missing column 'label'",
+                 id="missing_column"),
+    pytest.param("sentence1\tlabel\na\t1\nb\t0\n", None,
+                 r"train\.tsv line 1: missing column 'sentence2'",
+                 id="missing_pair_column"),
+    pytest.param(None, "sentence\tlabel\ngood .\t1\nmeh .\t2\n",
+                 r"dev\.tsv line 3: unknown label '2'",
+                 id="unknown_eval_label"),
+    pytest.param("", None, r"train\.tsv: the file is empty", id="empty_file"),
+    pytest.param(None, "sentence\tlabel\n",
+                 r"dev\.tsv: no examples after the header", id="header_only"),
+    pytest.param("sentence\tlabel\ngood .\t1\nno label here\n", None,
+                 r"train\.tsv line 3: expected 2 tab-separated fields",
+                 id="short_line"),
+    pytest.param("sentence\tlabel\ngood .\t1\nfine .\t1\n", None,
+                 r"train\.tsv: all examples have the label '1'",
+                 id="one_label"),
+    pytest.param(b"sentence\tlabel\n\xff\t1\n", None,
+                 r"train\.tsv line 2: not valid UTF-8", id="bad_utf8"),
+])
+def test_bad_input_exits_2_naming_file_and_line(tmp_path, capsys, train, dev,
+                                                 message):
+  if isinstance(train, bytes):
+    (tmp_path / "train.tsv").write_bytes(train)
+    train_file = str(tmp_path / "train.tsv")
+  elif train is not None:
+    train_file = _write(tmp_path / "train.tsv", train)
+  else:
+    train_file = TRAIN
+  dev_file = _write(tmp_path / "dev.tsv", dev) if dev is not None else DEV
+  encoder = tmp_path / "encoder"  # Never loaded: the data is checked first.
+  encoder.mkdir()
+  code = fc.main(["finetune_classifier", f"--train_file={train_file}",
+                  f"--eval_file={dev_file}", f"--encoder={encoder}",
+                  f"--preprocessor={encoder}",
+                  f"--export_path={tmp_path / 'out'}"])
+  err = capsys.readouterr().err
+  assert code == 2
+  assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+  assert re.search(message, err), err
+  assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "--train_file is required"),
+    ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--export_path=x"],
+     "pass --encoder and --preprocessor"),
+    ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--export_path=x",
+      "--encoder=x"], "--preprocessor is required"),
+    ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--export_path=x",
+      "--encoder=x", "--preprocessor=x", "--vocab_file=v"], "not both"),
+    ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--export_path=x",
+      "--encoder=/nonexistent", "--preprocessor=/nonexistent"],
+     "does not exist"),
+    (["--epochs=0"], "epochs"),
+    (["--no_such_flag=1"], "no_such_flag"),
+], ids=["no_flags", "no_source", "half_source", "mixed_sources",
+        "missing_dir", "bad_epochs", "unknown_flag"])
+def test_bad_flags_exit_2(capsys, flags, message):
+  assert fc.main(["finetune_classifier"] + flags) == 2
+  err = capsys.readouterr().err
+  assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_as_a_subprocess():
+  result = subprocess.run(
+      [sys.executable, "-m", "examples.finetune_classifier", "--help"],
+      cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 0, result.stderr
+  assert "--train_file" in result.stdout and "--encoder" in result.stdout
