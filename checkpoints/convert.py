@@ -65,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from checkpoints import name_map
+from mobilebert_tf import cli
 from mobilebert_tf.config import MobileBertConfig
 from mobilebert_tf.pretrainer import build_pretrainer
 
@@ -153,13 +154,6 @@ def _names(names: Sequence[str]) -> str:
   return shown
 
 
-def _first_line(error: BaseException) -> str:
-  text = str(error).strip().splitlines()
-  if not text:
-    return type(error).__name__
-  return text[0] if len(text[0]) <= 240 else text[0][:240] + "..."
-
-
 # === Input checkpoint ===
 
 
@@ -215,7 +209,7 @@ def _open_tf1_checkpoint(prefix: str):
     dtypes = reader.get_variable_to_dtype_map()
   except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
     raise ConversionError(
-        f"Cannot read the TF1 checkpoint {prefix}: {_first_line(e)}. The "
+        f"Cannot read the TF1 checkpoint {prefix}: {cli.first_line(e)}. The "
         "files may be truncated or corrupted; copy or download them "
         "again.") from None
   if not shapes:
@@ -501,7 +495,7 @@ def convert(config: Union[MobileBertConfig, str],
     except (tf.errors.OpError, ValueError, IndexError, OSError) as e:
       raise ConversionError(
           f"Cannot read {name} from the TF1 checkpoint {tf1_prefix}: "
-          f"{_first_line(e)}. The files may be truncated or corrupted; "
+          f"{cli.first_line(e)}. The files may be truncated or corrupted; "
           "copy or download them again.") from None
 
   for number, (group, names) in enumerate(groups.items(), 1):
@@ -658,8 +652,7 @@ def _usage(values: flags.FlagValues) -> str:
 
 
 def _error(message: str) -> int:
-  print(f"{_PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
-  return 2
+  return cli.error(_PROGRAM, message)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -669,21 +662,14 @@ def main(argv: Sequence[str]) -> int:
     The exit code: 0 done, 2 bad input (one line on stderr).
   """
   values = _define_flags()
-  if any(a in ("-h", "--help", "-help", "--helpfull", "--helpshort")
-         for a in argv[1:]):
+  if cli.wants_help(argv):
     print(_usage(values))
     return 0
   try:
-    rest = values(list(argv))
-  except flags.Error as e:
-    return _error(f"{_first_line(e)} (see --help)")
-  if len(rest) > 1:
-    return _error(f"unexpected arguments {' '.join(rest[1:])} (flags are "
-                  "--name=value; see --help)")
-  for name in ("bert_config_file", "tf1_checkpoint_path",
-               "tf2_checkpoint_path"):
-    if not values[name].value:
-      return _error(f"--{name} is required (see --help)")
+    cli.parse(values, argv, required=(
+        "bert_config_file", "tf1_checkpoint_path", "tf2_checkpoint_path"))
+  except cli.UsageError as e:
+    return _error(str(e))
 
   def progress(line):
     print(line, flush=True)

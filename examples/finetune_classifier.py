@@ -62,6 +62,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from mobilebert_tf import cli
 from mobilebert_tf import heads
 
 _PROGRAM = "python -m examples.finetune_classifier"
@@ -524,16 +525,7 @@ def _usage(values: flags.FlagValues) -> str:
 
 
 def _error(message: str) -> int:
-  print(f"{_PROGRAM}: error: {' '.join(str(message).split())}",
-        file=sys.stderr)
-  return 2
-
-
-def _first_line(e: BaseException) -> str:
-  text = str(e).strip()
-  if isinstance(e, KeyError) and text.startswith(("'", '"')):
-    text = text[1:-1]
-  return text.splitlines()[0] if text else type(e).__name__
+  return cli.error(_PROGRAM, message)
 
 
 def _check_source_flags(values) -> Optional[str]:
@@ -578,15 +570,10 @@ def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
   if argv and argv[0].startswith("-"):
     argv = [_PROGRAM] + argv
   try:
-    rest = values(argv)
-  except flags.Error as e:
-    raise InputError(f"{_first_line(e)} (see --help)") from None
-  if len(rest) > 1:
-    raise InputError(f"unexpected arguments {' '.join(rest[1:])} (flags are "
-                     "--name=value; see --help)")
-  for name in ("train_file", "eval_file", "export_path"):
-    if not values[name].value:
-      raise InputError(f"--{name} is required (see --help)")
+    cli.parse(values, argv,
+              required=("train_file", "eval_file", "export_path"))
+  except cli.UsageError as e:
+    raise InputError(str(e)) from None
   problem = _check_source_flags(values)
   if problem:
     raise InputError(problem)
@@ -595,8 +582,7 @@ def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
 
 def main(argv: Sequence[str]) -> int:
   """Runs the CLI on `argv` (argv[0]: the program name); returns the exit code."""
-  if any(a in ("-h", "--help", "-help", "--helpfull", "--helpshort")
-         for a in argv):
+  if cli.wants_help([_PROGRAM] + list(argv)):
     print(_usage(_define_flags()))
     return 0
   try:
@@ -606,9 +592,9 @@ def main(argv: Sequence[str]) -> int:
   try:
     finetune(values, log=lambda line: print(line, flush=True))
   except (InputError, OSError, ValueError) as e:
-    return _error(_first_line(e))
+    return _error(cli.first_line(e, limit=None))
   except RuntimeError as e:
-    print(f"{_PROGRAM}: {_first_line(e)}", file=sys.stderr)
+    print(f"{_PROGRAM}: {cli.first_line(e, limit=None)}", file=sys.stderr)
     return 1
   return 0
 

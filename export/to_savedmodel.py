@@ -37,6 +37,8 @@ from typing import Sequence
 
 from absl import flags
 
+from mobilebert_tf import cli
+
 _PROGRAM = "python -m export.to_savedmodel"
 _REQUIRED = ("bert_config_file", "model_checkpoint_path", "vocab_file",
              "export_path")
@@ -100,14 +102,8 @@ def _usage(values: flags.FlagValues) -> str:
           + values.get_help())
 
 
-def _first_line(error: BaseException) -> str:
-  text = str(error).strip().splitlines()
-  return text[0] if text else type(error).__name__
-
-
 def _error(message: str, code: int = 2) -> int:
-  print(f"{_PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
-  return code
+  return cli.error(_PROGRAM, message, code)
 
 
 def _demo_arguments():
@@ -138,17 +134,13 @@ def _demo_arguments():
 def main(argv: Sequence[str]) -> int:
   """Runs the CLI on `argv` (argv[0] is the program name); returns the exit code."""
   values = _define_flags()
-  if any(a in ("-h", "--help", "-help", "--helpfull", "--helpshort")
-         for a in argv[1:]):
+  if cli.wants_help(argv):
     print(_usage(values))
     return 0
   try:
-    rest = values(list(argv))
-  except flags.Error as e:
-    return _error(f"{_first_line(e)} (see --help)")
-  if len(rest) > 1:
-    return _error(f"unexpected arguments {' '.join(rest[1:])} (flags are "
-                  "--name=value; see --help)")
+    cli.parse(values, argv)
+  except cli.UsageError as e:
+    return _error(str(e))
 
   demo = all(values[name].value is None for name in _REQUIRED)
   if demo:
@@ -174,7 +166,7 @@ def main(argv: Sequence[str]) -> int:
   try:
     config = MobileBertConfig.from_json_file(args["bert_config_file"])
   except (OSError, ValueError, TypeError) as e:
-    return _error(f"--bert_config_file: {_first_line(e)}")
+    return _error(f"--bert_config_file: {cli.first_line(e)}")
   seq_length = values.seq_length
   if not values["seq_length"].present:  # The default fits every model.
     seq_length = min(seq_length, config.max_position_embeddings)
@@ -184,9 +176,9 @@ def main(argv: Sequence[str]) -> int:
         args["do_lower_case"], args["export_path"],
         seq_length=seq_length, overwrite=args["overwrite"], log=_progress)
   except FileExistsError as e:
-    return _error(f"--export_path: {_first_line(e)}")
+    return _error(f"--export_path: {cli.first_line(e)}")
   except (OSError, ValueError, TypeError) as e:
-    return _error(_first_line(e))
+    return _error(cli.first_line(e))
   for warning in prepared.warnings:
     print(f"{_PROGRAM}: warning: {warning}", file=sys.stderr)
   try:
@@ -194,7 +186,7 @@ def main(argv: Sequence[str]) -> int:
         prepared, args["export_path"], seq_length=seq_length,
         overwrite=args["overwrite"], log=_progress)
   except hub_export.VerificationError as e:
-    return _error(f"verification failed, nothing written: {_first_line(e)}",
+    return _error(f"verification failed, nothing written: {cli.first_line(e)}",
                   code=1)
   print(report.format(with_predictions=not demo), flush=True)
   if demo:

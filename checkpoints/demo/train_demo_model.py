@@ -59,6 +59,7 @@ from checkpoints import name_map
 from checkpoints import tf1_io
 from checkpoints.demo import corpus
 import mobilebert_tf
+from mobilebert_tf import cli
 from mobilebert_tf import preprocessing
 from mobilebert_tf import vocab as vocab_lib
 
@@ -152,8 +153,8 @@ def _define_flags() -> flags.FlagValues:
   return values
 
 
-class UsageError(Exception):
-  """Bad input from the command line: exit code 2, one line."""
+# Bad input from the command line: exit code 2, one line.
+UsageError = cli.UsageError
 
 
 # === Data ===
@@ -839,22 +840,15 @@ def run(output_dir: str, *, steps: int, batch_size: int, seq_length: int,
 def main(argv: Sequence[str]) -> int:
   """Runs the CLI on `argv` (argv[0] is the program name); returns the exit code."""
   values = _define_flags()
-  if any(a in ("-h", "--help", "-help", "--helpfull", "--helpshort")
-         for a in argv[1:]):
+  if cli.wants_help(argv):
     print(f"Usage: {_PROGRAM} [--output_dir=DIR] [--steps=N] [--overwrite] "
           "...\n\nTrains the demonstration MobileBERT.\n\nFlags:\n" +
           values.get_help())
     return 0
   try:
-    rest = values(list(argv))
-  except flags.Error as e:
-    print(f"{_PROGRAM}: error: {str(e).splitlines()[0]} (see --help)",
-          file=sys.stderr)
-    return 2
-  if len(rest) > 1:
-    print(f"{_PROGRAM}: error: unexpected arguments {' '.join(rest[1:])} "
-          "(flags are --name=value; see --help)", file=sys.stderr)
-    return 2
+    cli.parse(values, argv)
+  except cli.UsageError as e:
+    return cli.error(_PROGRAM, str(e))
   # Recorded in the README: the flags this run set, except where to write.
   command = " ".join([_PROGRAM] + [
       (f"--{name}" if values[name].value else f"--no{name}")
@@ -873,8 +867,7 @@ def main(argv: Sequence[str]) -> int:
         overwrite=values.overwrite, num_hidden_layers=values.num_hidden_layers,
         command=command, log=lambda line: print(line, flush=True))
   except UsageError as e:
-    print(f"{_PROGRAM}: error: {e}", file=sys.stderr)
-    return 2
+    return cli.error(_PROGRAM, str(e))
   return 0
 
 

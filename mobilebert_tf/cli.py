@@ -1,0 +1,63 @@
+"""What every command-line tool of the project does the same way.
+
+Each CLI defines its absl flags on a fresh `flags.FlagValues` per call (no
+clash with other modules' global flags, nothing left over between in-process
+calls of `main`), prints usage for `--help`, and turns expected mistakes into
+exit code 2 with one line on stderr and no traceback.
+"""
+
+import sys
+from typing import List, Optional, Sequence
+
+from absl import flags
+
+HELP_FLAGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
+
+
+class UsageError(Exception):
+  """An expected mistake on the command line: exit 2, one line on stderr."""
+
+
+def wants_help(argv: Sequence[str]) -> bool:
+  """Whether `argv` (argv[0] is the program) asks for the usage text."""
+  return any(arg in HELP_FLAGS for arg in argv[1:])
+
+
+def parse(values: flags.FlagValues, argv: Sequence[str],
+          required: Sequence[str] = ()) -> List[str]:
+  """Parses `argv` into `values`; returns the positional arguments left.
+
+  Raises:
+    UsageError: an unknown or malformed flag, a positional argument, or a
+      missing required flag.
+  """
+  try:
+    rest = values(list(argv))
+  except flags.Error as e:
+    raise UsageError(f"{first_line(e)} (see --help)") from None
+  if len(rest) > 1:
+    raise UsageError(f"unexpected arguments {' '.join(rest[1:])} (flags are "
+                     "--name=value; see --help)")
+  for name in required:
+    if values[name].value in (None, ""):
+      raise UsageError(f"--{name} is required (see --help)")
+  return rest
+
+
+def first_line(error: BaseException, limit: Optional[int] = 240) -> str:
+  """The first line of an exception's message, for a one-line error."""
+  text = str(error).strip()
+  if isinstance(error, KeyError) and text[:1] in ("'", '"'):
+    text = text[1:-1]  # KeyError quotes its message
+  lines = text.splitlines()
+  if not lines:
+    return type(error).__name__
+  line = lines[0]
+  return line if limit is None or len(line) <= limit else line[:limit] + "..."
+
+
+def error(program: str, message: str, code: int = 2) -> int:
+  """Prints `program: error: message` on one stderr line; returns `code`."""
+  print(f"{program}: error: {' '.join(str(message).split())}",
+        file=sys.stderr)
+  return code
