@@ -23,6 +23,8 @@ setuptools.setup(
         "tensorflow-hub==0.16.*",
         "tf-models-official==2.20.*",
         "absl-py>=1.4,<3",
+        # The LiteRT interpreter that export.to_tflite verifies with.
+        "ai-edge-litert>=2.0,<3",
         "numpy>=1.26,<3",
         # tensorflow_hub 0.16.1 imports pkg_resources, gone in setuptools 81.
         "setuptools<81",

@@ -1,0 +1,270 @@
+"""TFLite export (`export.to_tflite`): signature, agreement, CLI errors.
+
+One tiny export per module (`exported`): a random tiny MobileBERT with a
+vocabulary learned from real text, written as encoder + preprocessor
+SavedModels as `export.to_savedmodel` does. Every quantization is converted
+through the CLI in-process and checked independently of the converter's own
+verification: the documented signature, and agreement with the SavedModel
+within `to_tflite.THRESHOLDS` on texts the converter did not probe.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# pylint: disable=g-import-not-at-top
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (ops of the preprocessor SavedModel)
+from ai_edge_litert.interpreter import Interpreter
+
+from export import hub_export
+from export import to_tflite
+from mobilebert_tf import MobileBertConfig
+from mobilebert_tf import build_pretrainer
+from mobilebert_tf import preprocessing
+from mobilebert_tf import vocab as vocab_lib
+from tests.text_corpus import stdlib_docstring_lines
+
+SEQ_LENGTH = 16
+TINY = dict(
+    hidden_size=32, embedding_size=16, num_hidden_layers=2,
+    num_attention_heads=4, intermediate_size=24, intra_bottleneck_size=16,
+    trigram_input=True, use_bottleneck=True, key_query_shared_bottleneck=True,
+    num_feedforward_networks=2, normalization_type="no_norm", hidden_act="relu",
+    max_position_embeddings=32, type_vocab_size=2, classifier_activation=False)
+TEXTS = ("Return the number of items in the list.",
+         "Open the file and return a stream.",
+         "The default is None.")
+
+
+def _randomize(model, seed=0):
+  """Weights of unit-scale activations (the initializer's are near zero)."""
+  rng = np.random.default_rng(seed)
+  for v in model.weights:
+    fan_in = v.shape[0] if len(v.shape) > 1 else 1
+    value = rng.normal(0, 1 / np.sqrt(fan_in), v.shape)
+    if "gamma" in v.name:
+      value += 1.0
+    v.assign(value.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  root = tmp_path_factory.mktemp("tflite")
+  lines = stdlib_docstring_lines(max_lines=300)
+  tokens = vocab_lib.learn_wordpiece_vocab(lines, 256, do_lower_case=True)
+  vocab_file = vocab_lib.write_vocab_file(tokens, str(root / "vocab.txt"))
+  config = MobileBertConfig.from_dict(dict(TINY, vocab_size=len(tokens)))
+  pretrainer = build_pretrainer(config)
+  _randomize(pretrainer)
+  export_dir = root / "export"
+  os.makedirs(export_dir)
+  hub_export.export_encoder(pretrainer, vocab_file, True,
+                            str(export_dir / "encoder"))
+  preprocessing.export_preprocessor(vocab_file, True,
+                                    str(export_dir / "preprocessor"),
+                                    seq_length=SEQ_LENGTH)
+  text_file = root / "text.txt"
+  text_file.write_text("\n".join(lines[:120]), encoding="utf-8")
+  return types.SimpleNamespace(
+      root=root, encoder_dir=str(export_dir / "encoder"),
+      preprocessor_dir=str(export_dir / "preprocessor"),
+      text_file=str(text_file), config=config, lines=lines)
+
+
+def _cli(exported, output, *extra):
+  return ["to_tflite", f"--saved_model_dir={exported.encoder_dir}",
+          f"--output={output}", f"--seq_length={SEQ_LENGTH}", *extra]
+
+
+@pytest.fixture(scope="module")
+def source(exported):
+  return to_tflite.load_encoder(exported.encoder_dir)
+
+
+@pytest.fixture(scope="module")
+def preprocessor(exported):
+  return tf.saved_model.load(exported.preprocessor_dir)
+
+
+@pytest.fixture(scope="module")
+def converted(exported, source, preprocessor):
+  """{quantization: path}: int8 through the CLI, the others by the API."""
+  paths = {q: str(exported.root / f"model_{q}.tflite")
+           for q in to_tflite.QUANTIZATIONS}
+  for quantization in ("none", "dynamic", "float16"):
+    to_tflite.export_tflite(exported.encoder_dir, paths[quantization],
+                            quantization, seq_length=SEQ_LENGTH, source=source,
+                            preprocessor=preprocessor)
+  assert to_tflite.main(_cli(
+      exported, paths["int8"], "--quantization=int8",
+      f"--representative_text={exported.text_file}")) == 0
+  return paths
+
+
+def _inputs_from_texts(preprocessor, texts):
+  return to_tflite.text_inputs(preprocessor, texts, SEQ_LENGTH)
+
+
+@pytest.mark.parametrize("quantization", to_tflite.QUANTIZATIONS)
+def test_signature_and_agreement(exported, source, preprocessor, converted,
+                                 quantization):
+  interpreter = Interpreter(model_path=converted[quantization])
+  signatures = interpreter.get_signature_list()
+  assert set(signatures) == {"serving_default"}
+  assert sorted(signatures["serving_default"]["inputs"]) == sorted(
+      to_tflite.ENCODER_INPUTS)
+  assert sorted(signatures["serving_default"]["outputs"]) == sorted(
+      to_tflite.TFLITE_OUTPUTS)
+  runner = interpreter.get_signature_runner("serving_default")
+  for name, detail in runner.get_input_details().items():
+    assert detail["dtype"] == np.int32, name
+    assert list(detail["shape"]) == [1, SEQ_LENGTH], name
+  outputs = runner.get_output_details()
+  hidden = exported.config.hidden_size
+  assert list(outputs["sequence_output"]["shape"]) == [1, SEQ_LENGTH, hidden]
+  assert list(outputs["pooled_output"]["shape"]) == [1, hidden]
+  assert outputs["sequence_output"]["dtype"] == np.float32
+
+  # Texts of the corpus that neither calibration nor the probe used.
+  inputs = _inputs_from_texts(preprocessor, exported.lines[200:204])
+  batches = [{k: v[i:i + 1] for k, v in inputs.items()} for i in range(4)]
+  result = to_tflite.agreement(
+      to_tflite.run_tflite(open(converted[quantization], "rb").read(),
+                           batches),
+      to_tflite.savedmodel_outputs(source, batches), inputs["input_mask"],
+      "text")
+  min_cosine, max_error = to_tflite.THRESHOLDS[quantization]
+  assert result.cosine >= min_cosine
+  assert result.relative_error <= max_error
+  if quantization == "none":
+    assert result.relative_error < 1e-5
+
+
+def test_batch_size_and_report(exported, source, preprocessor):
+  output = str(exported.root / "batch3.tflite")
+  report = to_tflite.export_tflite(exported.encoder_dir, output, "dynamic",
+                                   seq_length=SEQ_LENGTH, batch_size=3,
+                                   source=source, preprocessor=preprocessor)
+  assert report.rebuilt and report.agreement.probe == "text"
+  printed = report.format()
+  assert "agreement with the SavedModel on 9 probe sequences (text)" in printed
+  assert "[3, 16]" in printed
+  runner = Interpreter(model_path=output).get_signature_runner()
+  outputs = runner(**_inputs_from_texts(preprocessor, list(TEXTS)))
+  assert outputs["sequence_output"].shape == (3, SEQ_LENGTH, 32)
+
+
+def test_other_encoder_savedmodel_is_converted_as_saved(source, tmp_path):
+  """Without our Keras metadata the SavedModel's own graph is converted."""
+  module = tf.Module()
+  module.encoder = source.loaded
+  spec = tf.TensorSpec([None, None], tf.int32)
+  module.serve = tf.function(
+      lambda input_word_ids, input_mask, input_type_ids: {
+          k: v for k, v in source.serving(
+              input_word_ids=input_word_ids, input_mask=input_mask,
+              input_type_ids=input_type_ids).items()
+          if k in to_tflite.TFLITE_OUTPUTS},
+      input_signature=[spec, spec, spec])
+  plain_dir = str(tmp_path / "plain")
+  tf.saved_model.save(module, plain_dir,
+                      signatures={"serving_default": module.serve})
+  plain = to_tflite.load_encoder(plain_dir)
+  assert plain.encoder is None
+  report = to_tflite.export_tflite(
+      plain_dir, str(tmp_path / "plain.tflite"), seq_length=SEQ_LENGTH,
+      source=plain)
+  assert not report.rebuilt
+  assert report.agreement.probe == "random ids"
+  assert report.agreement.relative_error < 1e-5
+
+
+def test_verification_failure_writes_nothing(exported, capsys):
+  output = str(exported.root / "strict.tflite")
+  code = to_tflite.main(_cli(exported, output, "--quantization=dynamic",
+                             "--max_relative_error=1e-9"))
+  assert code == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "verification failed" in err[0]
+  assert not os.path.exists(output)
+  assert not [f for f in os.listdir(exported.root) if f.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("case", [
+    "not_an_encoder", "no_savedmodel", "missing_text", "int8_without_text",
+    "bad_quantization", "output_exists", "seq_too_long", "unknown_flag",
+    "missing_output"])
+def test_bad_input_exits_2_with_one_line(exported, converted, case, capsys):
+  fresh = str(exported.root / f"bad_{case}.tflite")
+  argv = {
+      "not_an_encoder": ["to_tflite",
+                         f"--saved_model_dir={exported.preprocessor_dir}",
+                         f"--output={fresh}"],
+      "no_savedmodel": ["to_tflite", f"--saved_model_dir={exported.root}",
+                        f"--output={fresh}"],
+      "missing_text": _cli(exported, fresh, "--quantization=int8",
+                           "--representative_text=/nonexistent/text.txt"),
+      "int8_without_text": _cli(exported, fresh, "--quantization=int8"),
+      "bad_quantization": _cli(exported, fresh, "--quantization=int4"),
+      "output_exists": _cli(exported, converted["none"]),
+      "seq_too_long": ["to_tflite", f"--saved_model_dir={exported.encoder_dir}",
+                       f"--output={fresh}", "--seq_length=33"],
+      "unknown_flag": _cli(exported, fresh, "--quantisation=dynamic"),
+      "missing_output": ["to_tflite",
+                         f"--saved_model_dir={exported.encoder_dir}"],
+  }[case]
+  assert to_tflite.main(argv) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1, err
+  assert err[0].startswith("python -m export.to_tflite: error: ")
+  assert not os.path.exists(fresh)
+  expected = {
+      "not_an_encoder": "is not a text encoder SavedModel",
+      "no_savedmodel": "No SavedModel",
+      "missing_text": "file not found",
+      "int8_without_text": "needs --representative_text",
+      "bad_quantization": "int4",
+      "output_exists": "already exists",
+      "seq_too_long": "max_position_embeddings (32)",
+      "unknown_flag": "quantisation",
+      "missing_output": "--output is required",
+  }[case]
+  assert expected in err[0]
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, dict(use_bottleneck_attention=True),
+    dict(key_query_shared_bottleneck=False),
+    dict(use_bottleneck=False, num_attention_heads=2),
+], ids=["kq_shared", "bottleneck_attention", "plain_bottleneck",
+        "no_bottleneck"])
+def test_attention_layouts_agree(overrides):
+  """The converter's layout, XLA's and the default compute the same."""
+  from mobilebert_tf import build_encoder
+  from mobilebert_tf import layers
+  config = MobileBertConfig.from_dict(dict(TINY, vocab_size=50, **overrides))
+  encoder = build_encoder(config, return_attention_scores=True)
+  _randomize(encoder, seed=1)
+  rng = np.random.default_rng(0)
+  ids = rng.integers(1, 50, (2, 10)).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[1, 6:] = 0
+  inputs = dict(input_word_ids=ids * mask, input_mask=mask,
+                input_type_ids=np.zeros_like(ids))
+  default = encoder(inputs)
+  with layers.standard_attention():
+    standard = tf.function(lambda x: encoder(x))(inputs)
+  xla = tf.function(lambda x: encoder(x), jit_compile=True)(inputs)
+  for other in (standard, xla):
+    for key in ("sequence_output", "attention_scores"):
+      want = np.asarray(tf.nest.flatten(default[key]))
+      got = np.asarray(tf.nest.flatten(other[key]))
+      assert got.shape == want.shape
+      error = np.linalg.norm(got - want) / np.linalg.norm(want)
+      # The softmax amplifies the logits' rounding (large with these weights).
+      assert error < (1e-5 if key == "sequence_output" else 1e-4), (key, error)
