@@ -243,25 +243,11 @@ def _tfm_encoder(config):
   if not (config.trigram_input and config.use_bottleneck):
     raise ValueError("tf-models-official's MobileBERTEncoder always uses the "
                      "trigram input and the bottleneck")
-  return networks.MobileBERTEncoder(
-      word_vocab_size=config.vocab_size,
-      word_embed_size=config.embedding_size,
-      type_vocab_size=config.type_vocab_size,
-      max_sequence_length=config.max_position_embeddings,
-      num_blocks=config.num_hidden_layers,
-      hidden_size=config.hidden_size,
-      num_attention_heads=config.num_attention_heads,
-      intermediate_size=config.intermediate_size,
-      intermediate_act_fn=config.hidden_act.lower(),
-      hidden_dropout_prob=config.hidden_dropout_prob,
-      attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-      intra_bottleneck_size=config.intra_bottleneck_size,
-      initializer_range=config.initializer_range,
-      use_bottleneck_attention=config.use_bottleneck_attention,
-      key_query_shared_bottleneck=config.key_query_shared_bottleneck,
-      num_feedforward_networks=config.num_feedforward_networks,
-      normalization_type=config.normalization_type,
-      classifier_activation=config.classifier_activation)
+  # Our encoder's arguments are its, plus the two options it lacks.
+  from mobilebert_tf.encoder import encoder_kwargs  # pylint: disable=g-import-not-at-top
+  kwargs = encoder_kwargs(config)
+  del kwargs["trigram_input"], kwargs["use_bottleneck"]
+  return networks.MobileBERTEncoder(**kwargs)
 
 
 def _tf_runner(fn, inputs):
