@@ -74,6 +74,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from absl import flags
 
+from mobilebert_tf import cli
+
 _PROGRAM = "python -m export.to_tflite"
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
@@ -729,33 +731,20 @@ def _usage(values: flags.FlagValues) -> str:
           + values.get_help())
 
 
-def _first_line(error: BaseException) -> str:
-  text = str(error).strip().splitlines()
-  return text[0] if text else type(error).__name__
-
-
 def _error(message: str, code: int = 2) -> int:
-  print(f"{_PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
-  return code
+  return cli.error(_PROGRAM, message, code)
 
 
 def main(argv: Sequence[str]) -> int:
   """Runs the CLI on `argv` (argv[0] is the program name); returns the exit code."""
   values = _define_flags()
-  if any(a in ("-h", "--help", "-help", "--helpfull", "--helpshort")
-         for a in argv[1:]):
+  if cli.wants_help(argv):
     print(_usage(values))
     return 0
   try:
-    rest = values(list(argv))
-  except flags.Error as e:
-    return _error(f"{_first_line(e)} (see --help)")
-  if len(rest) > 1:
-    return _error(f"unexpected arguments {' '.join(rest[1:])} (flags are "
-                  "--name=value; see --help)")
-  for name in ("saved_model_dir", "output"):
-    if not values[name].value:
-      return _error(f"--{name} is required (see --help)")
+    cli.parse(values, argv, required=("saved_model_dir", "output"))
+  except cli.UsageError as e:
+    return _error(str(e))
   if values.quantization not in QUANTIZATIONS:
     return _error(f"--quantization must be one of {', '.join(QUANTIZATIONS)}."
                   f" Received: {values.quantization!r}")
@@ -790,12 +779,12 @@ def main(argv: Sequence[str]) -> int:
         max_relative_error=values.max_relative_error,
         overwrite=values.overwrite, log=_progress)
   except VerificationError as e:
-    return _error(f"verification failed, nothing written: {_first_line(e)}",
+    return _error(f"verification failed, nothing written: {cli.first_line(e)}",
                   code=1)
   except FileExistsError as e:
-    return _error(f"--output: {_first_line(e)}")
+    return _error(f"--output: {cli.first_line(e)}")
   except (OSError, ValueError, TypeError) as e:
-    return _error(_first_line(e))
+    return _error(cli.first_line(e))
   print(report.format(), flush=True)
   return 0
 
