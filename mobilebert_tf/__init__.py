@@ -21,6 +21,9 @@ from mobilebert_tf.encoder import build_encoder
 from mobilebert_tf.pretrainer import MobileBertPretrainer
 from mobilebert_tf.pretrainer import build_pretrainer
 
+# === Inference ===
+from mobilebert_tf.inference import freeze_for_inference
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -35,4 +38,5 @@ __all__ = [
     "build_encoder",
     "MobileBertPretrainer",
     "build_pretrainer",
+    "freeze_for_inference",
 ]

@@ -93,7 +93,8 @@ def test_json_has_every_repeat_and_rows_agree(quick):
       assert len(timing[row]["times"]) == REPEATS, row
       assert timing[row]["ms_per_sequence"] > 0
     # Every row holds the same weights as `ours`.
-    for row in ("ours_xla", "hub", "tflite_none", "tfm", "tfm_xla", "torch"):
+    for row in ("ours_xla", "ours_frozen", "hub", "tflite_none", "tfm",
+                "tfm_xla", "tfm_frozen", "torch"):
       assert timing[row]["relative_error_vs_ours"] < 1e-4, row
     assert timing["tflite_float16"]["relative_error_vs_ours"] < 1e-2
     assert timing["tflite_dynamic"]["cosine_vs_ours"] > 0.999

@@ -12,6 +12,7 @@ from mobilebert_tf import MobileBertMaskedLM
 from mobilebert_tf import MobileBertTransformer
 from mobilebert_tf import NoNorm
 from mobilebert_tf import get_norm_layer
+from mobilebert_tf import layers
 
 
 def _round_trip(layer):
@@ -129,6 +130,44 @@ def test_transformer(case):
   clone = _round_trip(layer)
   assert clone(x, mask).shape == out.shape
   assert clone.count_params() == layer.count_params()
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "2d", "3d", "4d_float_dynamic"])
+@pytest.mark.parametrize("seq", [1, 2, 7])
+def test_two_part_block_equals_one_part(mask_kind, seq):
+  """The default trace runs a block as two chains (one per half of the
+  sequence); the standard layout runs one. Every mask form, odd lengths and
+  a length of 1 (an empty first half) give the same outputs and scores."""
+  layer = MobileBertTransformer(
+      hidden_size=16, num_attention_heads=2, intermediate_size=12,
+      intra_bottleneck_size=8, num_feedforward_networks=2)
+  rng = np.random.default_rng(0)
+  x = tf.constant(rng.normal(size=(2, seq, 16)), tf.float32)
+  keep = np.ones((2, seq), np.int32)
+  keep[1, seq // 2 + 1:] = 0
+  mask = {"none": None, "2d": tf.constant(keep),
+          "3d": tf.constant(keep[:, np.newaxis, :] * np.tril(
+              np.ones((seq, seq), np.int32))),
+          "4d_float_dynamic": tf.constant(
+              (1.0 - keep[:, np.newaxis, np.newaxis, :]) * -1e9, tf.float32),
+         }[mask_kind]
+  mask_spec = None if mask is None else tf.TensorSpec(
+      [None] * mask.shape.rank, mask.dtype)  # from-length unknown when traced
+
+  def run():
+    fn = tf.function(
+        lambda x, mask: layer(x, mask, return_attention_scores=True),
+        input_signature=[tf.TensorSpec([None, None, 16]), mask_spec]
+        ) if mask is not None else tf.function(
+            lambda x: layer(x, None, return_attention_scores=True))
+    return fn(x, mask) if mask is not None else fn(x)
+
+  two_parts = run()
+  with layers.standard_attention():
+    one_part = run()
+  for got, want in zip(two_parts, one_part):
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_transformer_training_step_reduces_loss():
