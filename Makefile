@@ -28,7 +28,7 @@ demo: $(VENV)/.base
 	$(VENV)/bin/python -m export.to_savedmodel
 
 test: $(VENV)/.test
-	$(VENV)/bin/python -m pytest tests -q
+	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile
 
 benchmark: $(VENV)/.test
 	$(VENV)/bin/python -m benchmarks.latency

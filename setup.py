@@ -32,6 +32,9 @@ setuptools.setup(
     extras_require={
         "test": [
             "pytest>=8,<10",
+            # The suite runs on two workers (`make test`): most tests trace
+            # graphs on one core.
+            "pytest-xdist>=3.8,<4",
             "transformers>=4.40,<5",
             "torch==2.13.0",
         ],

@@ -307,7 +307,9 @@ def build_row(row: str, setup: Setup, shape: Tuple[int, int],
     encoder = (_our_encoder if family == "ours" else _tfm_copy)(setup, cache)
     if mode == "frozen":
       from mobilebert_tf.inference import freeze_for_inference  # pylint: disable=g-import-not-at-top
-      frozen = freeze_for_inference(encoder)
+      if row not in cache:  # One frozen graph serves every shape.
+        cache[row] = freeze_for_inference(encoder)
+      frozen = cache[row]
       tensors = {k: tf.constant(v) for k, v in inputs.items()}
       return lambda: {k: v.numpy() for k, v in frozen(tensors).items()}
     def call(x):  # Only what is fetched, as in the frozen rows.

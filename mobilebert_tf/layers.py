@@ -23,10 +23,10 @@ trace time (`standard_attention`):
   or einsum relayouts per block, and per-call weight concatenation costs more
   than the second matmul it saves. Measured at batch 1 x seq 128 on 2 cores,
   this layout cut the encoder's time by 15-20% against the standard one.
-  In this layout a block also runs as two independent chains of ops, one
-  per half of the sequence, joined only where attention reads all keys and
-  values (`MobileBertTransformer._call_in_two_parts`): with one chain the
-  cores idle between the small ops. Measured at batch 1 x seq 128 on 2 cores
+  For inference, in this layout a block also runs as two independent chains
+  of ops, one per half of the sequence, joined only where attention reads
+  all keys and values (`MobileBertTransformer._call_in_two_parts`): with one
+  chain the cores idle between the small ops. Measured at batch 1 x seq 128 on 2 cores
   (interleaved medians, one process): 37.1 -> 33.2 ms per sequence with
   variables, 29.2 -> 25.0 ms with the weights frozen (`freeze_for_inference`);
   at batch 8 no change.
@@ -738,7 +738,9 @@ class MobileBertTransformer(tf_keras.layers.Layer):
                    attention_mask.shape.rank == 4 else
                    additive_attention_mask(attention_mask, self.compute_dtype))
     layout = _attention_layout()
-    if layout == "heads_first":
+    # Two chains pay off for inference latency at small batches; a training
+    # step (large batches, and a gradient graph twice the size) runs one.
+    if layout == "heads_first" and training is not True:
       layer_output, attention_scores = self._call_in_two_parts(
           input_tensor, mask_bias, batch, seq, training,
           return_attention_scores)

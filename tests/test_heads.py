@@ -179,9 +179,12 @@ def test_classifier_dropout(head):
   assert any(not np.array_equal(a, b) for a, b in zip(
       tf.nest.flatten(inference), tf.nest.flatten(training)))
   no_dropout = _build(head, _config(), classifier_dropout=0.0)
-  tf.nest.map_structure(np.testing.assert_array_equal,
-                        _numpy(no_dropout(inputs, training=True)),
-                        _numpy(no_dropout(inputs, training=False)))
+  # Equal up to float32 rounding: inference runs each block as two chains,
+  # a training step as one (the same math).
+  tf.nest.map_structure(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+      _numpy(no_dropout(inputs, training=True)),
+      _numpy(no_dropout(inputs, training=False)))
 
 
 def test_bad_arguments_raise():
