@@ -14,7 +14,7 @@ milliseconds per sequence of these rows:
 |-----------------|--------------------------------------------------------|
 | ours            | `mobilebert_tf` encoder, `tf.function`                 |
 | ours_xla        | the same with `jit_compile=True`                       |
-| ours_frozen     | the same, weights frozen (`mobilebert_tf.inference.freeze_for_inference`) |
+| ours_frozen     | the same, weights frozen (`freeze_for_inference`)      |
 | hub             | the exported SavedModel (`export.hub_export`), `hub.load` and called |
 | tflite_none     | `export.to_tflite`, float32, LiteRT interpreter        |
 | tflite_dynamic  | `export.to_tflite`, dynamic-range int8 weights         |

@@ -24,7 +24,8 @@ from typing import Dict, Mapping, Optional, Sequence
 import tensorflow as tf
 # TF2 has no public entry point for this conversion; TFLite, TF-TRT and
 # TensorFlow.js use the same function.
-from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
+# pylint: disable-next=g-direct-tensorflow-import
+from tensorflow.python.framework import convert_to_constants
 
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 ENCODER_OUTPUTS = ("sequence_output", "pooled_output")

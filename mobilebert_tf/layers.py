@@ -26,10 +26,10 @@ trace time (`standard_attention`):
   For inference, in this layout a block also runs as two independent chains
   of ops, one per half of the sequence, joined only where attention reads
   all keys and values (`MobileBertTransformer._call_in_two_parts`): with one
-  chain the cores idle between the small ops. Measured at batch 1 x seq 128 on 2 cores
-  (interleaved medians, one process): 37.1 -> 33.2 ms per sequence with
-  variables, 29.2 -> 25.0 ms with the weights frozen (`freeze_for_inference`);
-  at batch 8 no change.
+  chain the cores idle between the small ops. Measured at batch 1 x seq 128
+  on 2 cores (interleaved medians, one process): 37.1 -> 33.2 ms per
+  sequence with variables, 29.2 -> 25.0 ms with the weights frozen
+  (`freeze_for_inference`); at batch 8 no change.
 * "standard" (under XLA, detected automatically, and for converters such as
   TFLite): heads are split with transposes, as in Keras `MultiHeadAttention`.
   XLA fuses the transposes into neighbouring copies; TFLite needs plain
@@ -481,18 +481,17 @@ class _AttentionProjections(tf_keras.layers.Layer):
     Returns:
       (query, key, value), each `[heads, batch, seq, head_size]`.
     """
-    def project(inputs, dense):
-      return self.to_heads_first(_fused_dense(inputs, [dense])[0], batch, seq)
+    heads, size = self.num_heads, self.head_size
+
+    def project(inputs, dense):  # -> [heads, batch, seq, size]
+      (projected,) = _fused_dense(inputs, [dense])
+      # A split and a stack are cheap copies; a transpose is not (on oneDNN).
+      projected = tf.stack(tf.split(projected, heads, axis=1), axis=0)
+      return tf.reshape(projected, [heads, batch, seq, size])
 
     return (project(query_key_input, self._query_dense),
             project(query_key_input, self._key_dense),
             project(value_input, self._value_dense))
-
-  def to_heads_first(self, projected, batch, seq):
-    """`[batch * seq, heads * head_size]` -> `[heads, batch, seq, head_size]`."""
-    # A split and a stack are cheap copies; a transpose is not (on oneDNN).
-    projected = tf.stack(tf.split(projected, self.num_heads, axis=1), axis=0)
-    return tf.reshape(projected, [self.num_heads, batch, seq, self.head_size])
 
   @staticmethod
   def heads_first_mask(mask_bias):
@@ -748,9 +747,11 @@ class MobileBertTransformer(tf_keras.layers.Layer):
       block_input = tf.reshape(input_tensor, [-1, self.hidden_size])
       layer_input, query_key_input, value_input = self._attention_inputs(
           block_input, fuse=layout == "converter")
-      attention_output, attention_scores = self.attention(
+      attention_output = self.attention(
           query_key_input, value_input, mask_bias, batch, seq,
-          training=training, return_scores=True)
+          training=training, return_scores=return_attention_scores)
+      if return_attention_scores:
+        attention_output, attention_scores = attention_output
       layer_output = self._after_attention(attention_output, layer_input,
                                            block_input, training)
       layer_output = tf.reshape(layer_output, [batch, seq, self.hidden_size])
@@ -765,8 +766,8 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     Only attention needs the whole sequence (every query reads every key and
     value); everything else is per token. Two chains of ops let TensorFlow's
     executor keep both cores busy: a MobileBERT block is ~40 small ops, and
-    with one chain the cores sit idle about a third of the time between
-    them (oneDNN splits each small op across the cores and waits). Same
+    with one chain the cores sat idle about half the time of a benchmark run
+    (oneDNN splits each small op across the cores and waits). Same
     ops, same results to float32 rounding; see the module docstring for the
     measured gain.
 
@@ -802,7 +803,8 @@ class MobileBertTransformer(tf_keras.layers.Layer):
           query, key, value, part_mask, training)
       layer_output = self._after_attention(attention_output, layer_input,
                                            block_input, training)
-      outputs.append(tf.reshape(layer_output, [batch, length, self.hidden_size]))
+      outputs.append(
+          tf.reshape(layer_output, [batch, length, self.hidden_size]))
       probs.append(part_probs)
     output = tf.concat(outputs, axis=1)
     output.set_shape(input_tensor.shape)
