@@ -52,6 +52,25 @@ def make_encoder_inputs(config, batch=3, seq=8, num_predictions=3, seed=0):
               masked_lm_positions=positions)
 
 
+
+def transformers_config(config, **extra):
+  """transformers' `MobileBertConfig` computing what `config` computes.
+
+  Two of its defaults differ from the original: its "gelu" is the exact erf
+  form (the original's is the tanh approximation, its "gelu_new"), and its
+  layer norm epsilon is 1e-5 (the original's is 1e-12).
+
+  Args:
+    config: a `MobileBertConfig` or its `to_dict()`.
+    **extra: further transformers arguments (`num_labels`, ...).
+  """
+  import transformers  # pylint: disable=g-import-not-at-top
+  values = dict(config if isinstance(config, dict) else config.to_dict())
+  values["hidden_act"] = {"gelu": "gelu_new"}.get(values["hidden_act"],
+                                                   values["hidden_act"])
+  return transformers.MobileBertConfig(**values, layer_norm_eps=1e-12,
+                                       **extra)
+
 @pytest.fixture
 def tiny_inputs(tiny_config):
   return make_encoder_inputs(tiny_config)

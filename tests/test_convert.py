@@ -43,6 +43,7 @@ from mobilebert_tf import build_pretrainer
 from mobilebert_tf import model_utils
 from mobilebert_tf.config import CONFIG_DIR
 from tests import tf1_reference as ref
+from conftest import transformers_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-5
@@ -111,10 +112,7 @@ def _hf_outputs(cfg, tf1_prefix, inputs):
   from transformers.models.mobilebert import modeling_mobilebert
 
   cfg = MobileBertConfig.from_dict(cfg).to_dict()  # original defaults filled
-  hf_config = transformers.MobileBertConfig(
-      **{k: v for k, v in cfg.items() if k != "hidden_act"},
-      hidden_act={"gelu": "gelu_new"}.get(cfg["hidden_act"], cfg["hidden_act"]),
-      layer_norm_eps=1e-12)
+  hf_config = transformers_config(cfg)
   assert hf_config.true_hidden_size == (
       cfg["intra_bottleneck_size"] if cfg["use_bottleneck"]
       else cfg["hidden_size"])

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from checkpoints import tf1_io
+from conftest import transformers_config
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf import heads
@@ -319,11 +320,8 @@ def _transformers_model(head, config, tf1_prefix):
   import transformers
   from transformers.models.mobilebert import modeling_mobilebert
 
-  hf_config = transformers.MobileBertConfig(
-      **{k: v for k, v in config.to_dict().items() if k != "hidden_act"},
-      hidden_act="gelu_new" if config.hidden_act == "gelu" else (
-          config.hidden_act),
-      true_hidden_size=config.true_hidden_size, layer_norm_eps=1e-12,
+  hf_config = transformers_config(
+      config, true_hidden_size=config.true_hidden_size,
       num_labels=_NUM_LABELS.get(head, 2))
   model = getattr(transformers, _TRANSFORMERS_CLASSES[head])(hf_config)
   with torch.no_grad():

@@ -19,6 +19,7 @@ from transformers.models.mobilebert import modeling_mobilebert
 from checkpoints import tf1_io
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
+from conftest import transformers_config
 from tests import tf1_reference
 from tests.tf1_reference import relative_error
 
@@ -99,12 +100,8 @@ def test_equals_tf_models_official(variant, tmp_path):
 
 
 def _transformers_model(config, prefix):
-  hf_config = transformers.MobileBertConfig(
-      **{k: v for k, v in config.to_dict().items() if k != "hidden_act"},
-      # The original's gelu is the tanh approximation: transformers' gelu_new.
-      hidden_act="gelu_new" if config.hidden_act == "gelu" else (
-          config.hidden_act),
-      true_hidden_size=config.true_hidden_size, layer_norm_eps=1e-12)
+  hf_config = transformers_config(config,
+                                  true_hidden_size=config.true_hidden_size)
   model = transformers.MobileBertForPreTraining(hf_config)
   with torch.no_grad():
     for parameter in model.parameters():
