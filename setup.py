@@ -14,7 +14,8 @@ setuptools.setup(
         include=["mobilebert_tf", "mobilebert_tf.*", "checkpoints",
                  "checkpoints.*", "export", "export.*", "benchmarks",
                  "examples"]),
-    package_data={"checkpoints": ["configs/*.json", "demo/*"]},
+    package_data={"mobilebert_tf": ["presets/*.json"],
+                  "checkpoints": ["demo/*"]},
     python_requires=">=3.10,<3.13",
     install_requires=[
         "tensorflow==2.20.*",

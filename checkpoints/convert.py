@@ -35,7 +35,7 @@ directory beside the target and renamed into place.
 Usage:
 
   python -m checkpoints.convert \
-    --bert_config_file=checkpoints/configs/uncased_L-24_H-128_B-512_A-4_F-4_OPT.json \
+    --bert_config_file=mobilebert_tf/presets/uncased_L-24_H-128_B-512_A-4_F-4_OPT.json \
     --tf1_checkpoint_path=mobilebert/mobilebert_variables.ckpt \
     --tf2_checkpoint_path=converted/mobilebert
 
@@ -616,7 +616,7 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_string(
       "bert_config_file", None,
       "The model's bert_config.json (original keys), e.g. "
-      "checkpoints/configs/uncased_L-24_H-128_B-512_A-4_F-4_OPT.json.",
+      "mobilebert_tf/presets/uncased_L-24_H-128_B-512_A-4_F-4_OPT.json.",
       flag_values=values)
   flags.DEFINE_string(
       "tf1_checkpoint_path", None,

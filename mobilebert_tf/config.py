@@ -23,9 +23,9 @@ _BOOL_FIELDS = (
     "trigram_input", "use_bottleneck", "use_bottleneck_attention",
     "key_query_shared_bottleneck", "classifier_activation")
 
-CONFIG_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints",
-    "configs")
+# The published configurations, package data of this package.
+PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "presets")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +216,7 @@ class MobileBertConfig:
     """Loads one of the published configurations (see `PRESETS`)."""
     if name not in PRESETS:
       raise ValueError(f"Unknown preset {name!r}. Available: {sorted(PRESETS)}")
-    return cls.from_json_file(os.path.join(CONFIG_DIR, name + ".json"))
+    return cls.from_json_file(os.path.join(PRESET_DIR, name + ".json"))
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -229,7 +229,7 @@ class MobileBertConfig:
     return dataclasses.replace(self, **changes)
 
 
-# name -> description; the JSON files live in checkpoints/configs/.
+# name -> description; the JSON files live in mobilebert_tf/presets/.
 PRESETS = {
     "uncased_L-24_H-128_B-512_A-4_F-4_OPT":
         "MobileBERT (English, uncased): 24 blocks, 4 stacked FFNs, NoNorm.",
@@ -240,3 +240,23 @@ PRESETS = {
     "multi_cased_L-24_H-128_B-512_A-4_F-4_OPT":
         "Multilingual MobileBERT (cased, mBERT vocabulary of 119547 pieces).",
 }
+
+
+def load_config(name_or_path: str) -> MobileBertConfig:
+  """A preset name (see `PRESETS`) or the path of a `bert_config.json`.
+
+  What every `--bert_config_file` flag of the project accepts.
+
+  Raises:
+    FileNotFoundError: neither a preset nor an existing file; the message
+      lists the presets.
+    ValueError: the file is not a valid config.
+  """
+  name_or_path = os.fspath(name_or_path)
+  if name_or_path in PRESETS:
+    return MobileBertConfig.from_preset(name_or_path)
+  if not os.path.isfile(name_or_path):
+    raise FileNotFoundError(
+        f"MobileBERT config file not found: {name_or_path}. Pass the path of "
+        f"a bert_config.json or a preset name: {', '.join(sorted(PRESETS))}.")
+  return MobileBertConfig.from_json_file(name_or_path)

@@ -85,8 +85,8 @@ from official.nlp.modeling import layers as nlp_layers
 from tensorflow_text.python.ops import bert_tokenizer
 from official.nlp.tools import export_tfhub_lib
 
-# Tokens every BERT vocabulary must have (their ids may be anywhere).
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from mobilebert_tf.vocab import SPECIAL_TOKENS
+
 TOKENIZERS = ("fast", "bert")
 # BERT's WordPiece turns longer words into [UNK] (`max_input_chars_per_word`).
 MAX_CHARS_PER_WORD = 100

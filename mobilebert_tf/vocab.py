@@ -27,14 +27,16 @@ from typing import Iterable, List, Optional, Sequence
 
 import tensorflow as tf
 
-DEFAULT_RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# The tokens every BERT vocabulary must have (their ids may be anywhere); the
+# one list of the project.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def learn_wordpiece_vocab(
     lines: Iterable[str],
     vocab_size: int,
     do_lower_case: bool,
-    reserved_tokens: Sequence[str] = DEFAULT_RESERVED_TOKENS,
+    reserved_tokens: Sequence[str] = SPECIAL_TOKENS,
     learn_params: Optional[dict] = None) -> List[str]:
   """Learns a WordPiece vocabulary from lines of text.
 
@@ -66,10 +68,10 @@ def learn_wordpiece_vocab(
   from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset  # pylint: disable=g-import-not-at-top
 
   reserved_tokens = list(reserved_tokens)
-  missing = [t for t in DEFAULT_RESERVED_TOKENS if t not in reserved_tokens]
+  missing = [t for t in SPECIAL_TOKENS if t not in reserved_tokens]
   if missing:
     raise ValueError(
-        f"`reserved_tokens` must contain {list(DEFAULT_RESERVED_TOKENS)}; "
+        f"`reserved_tokens` must contain {list(SPECIAL_TOKENS)}; "
         f"missing {missing}. Received: reserved_tokens={reserved_tokens}")
   if len(set(reserved_tokens)) != len(reserved_tokens):
     raise ValueError("`reserved_tokens` must not contain duplicates. "

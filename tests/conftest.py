@@ -4,11 +4,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
 from mobilebert_tf import MobileBertConfig
+from tests import helpers
 
 # Two threads each: the suite runs on 2 cores, and oversubscription makes
 # small graphs slower, not faster.
@@ -21,56 +21,11 @@ def pytest_configure(config):
       "markers", "slow: a test of more than ~20 s (full-size models).")
 
 
-TINY_CONFIG = dict(
-    vocab_size=64, hidden_size=32, embedding_size=16, num_hidden_layers=2,
-    num_attention_heads=4, intermediate_size=24, intra_bottleneck_size=16,
-    trigram_input=True, use_bottleneck=True, key_query_shared_bottleneck=True,
-    num_feedforward_networks=2, normalization_type="no_norm", hidden_act="relu",
-    max_position_embeddings=32, type_vocab_size=2, classifier_activation=False,
-    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.1)
-
-
 @pytest.fixture
 def tiny_config():
-  return MobileBertConfig.from_dict(TINY_CONFIG)
+  return MobileBertConfig.from_dict(helpers.TINY_CONFIG)
 
-
-def make_encoder_inputs(config, batch=3, seq=8, num_predictions=3, seed=0):
-  """int32 inputs with padding (one full row) and both token types."""
-  rng = np.random.default_rng(seed)
-  ids = rng.integers(5, config.vocab_size, size=(batch, seq)).astype(np.int32)
-  mask = np.ones((batch, seq), np.int32)
-  for row in range(1, batch):
-    mask[row, max(2, seq - 2 * row):] = 0
-  ids = ids * mask
-  types = np.zeros((batch, seq), np.int32)
-  types[:, seq // 2:] = 1
-  types *= mask
-  positions = np.stack([rng.choice(seq, num_predictions, replace=False)
-                        for _ in range(batch)]).astype(np.int32)
-  return dict(input_word_ids=ids, input_mask=mask, input_type_ids=types,
-              masked_lm_positions=positions)
-
-
-
-def transformers_config(config, **extra):
-  """transformers' `MobileBertConfig` computing what `config` computes.
-
-  Two of its defaults differ from the original: its "gelu" is the exact erf
-  form (the original's is the tanh approximation, its "gelu_new"), and its
-  layer norm epsilon is 1e-5 (the original's is 1e-12).
-
-  Args:
-    config: a `MobileBertConfig` or its `to_dict()`.
-    **extra: further transformers arguments (`num_labels`, ...).
-  """
-  import transformers  # pylint: disable=g-import-not-at-top
-  values = dict(config if isinstance(config, dict) else config.to_dict())
-  values["hidden_act"] = {"gelu": "gelu_new"}.get(values["hidden_act"],
-                                                   values["hidden_act"])
-  return transformers.MobileBertConfig(**values, layer_norm_eps=1e-12,
-                                       **extra)
 
 @pytest.fixture
 def tiny_inputs(tiny_config):
-  return make_encoder_inputs(tiny_config)
+  return helpers.make_encoder_inputs(tiny_config)

@@ -41,9 +41,9 @@ from checkpoints import tf1_io
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf import model_utils
-from mobilebert_tf.config import CONFIG_DIR
+from mobilebert_tf.config import PRESET_DIR
 from tests import tf1_reference as ref
-from conftest import transformers_config
+from tests.helpers import transformers_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-5
@@ -246,7 +246,7 @@ def test_restores_into_tfm_pretrainer(tmp_path):
 
 @pytest.mark.slow
 def test_full_size_english_checkpoint(tmp_path):
-  config_path = os.path.join(CONFIG_DIR, ENGLISH + ".json")
+  config_path = os.path.join(PRESET_DIR, ENGLISH + ".json")
   with open(config_path) as f:
     cfg = json.load(f)
   variables = ref.random_tf1_variables(cfg, seed=5)

@@ -6,8 +6,8 @@ import tensorflow as tf
 import tf_keras
 from official.projects.mobilebert import model_utils as tfm_model_utils
 
-from conftest import TINY_CONFIG
-from conftest import make_encoder_inputs
+from tests.helpers import TINY_CONFIG
+from tests.helpers import make_encoder_inputs
 from mobilebert_tf import MobileBERTEncoder
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import MobileBertPretrainer

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from checkpoints import tf1_io
-from conftest import transformers_config
+from tests.helpers import transformers_config
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf import heads

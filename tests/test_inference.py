@@ -8,7 +8,7 @@ import tensorflow as tf
 from mobilebert_tf import build_encoder
 from mobilebert_tf import freeze_for_inference
 from mobilebert_tf.heads import build_for_sequence_classification
-from conftest import make_encoder_inputs
+from tests.helpers import make_encoder_inputs
 
 ENCODER_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 

@@ -19,7 +19,7 @@ from transformers.models.mobilebert import modeling_mobilebert
 from checkpoints import tf1_io
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
-from conftest import transformers_config
+from tests.helpers import transformers_config
 from tests import tf1_reference
 from tests.tf1_reference import relative_error
 
