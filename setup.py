@@ -10,10 +10,13 @@ setuptools.setup(
                  "exportable to TF-Hub SavedModels and TFLite."),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    # The library and the command-line tools it documents (`python -m
+    # checkpoints.convert`, `export.*`, `training.*`); benchmarks and tests
+    # run from the checkout.
     packages=setuptools.find_packages(
         include=["mobilebert_tf", "mobilebert_tf.*", "checkpoints",
-                 "checkpoints.*", "export", "export.*", "benchmarks",
-                 "examples"]),
+                 "checkpoints.*", "export", "export.*", "training",
+                 "training.*"]),
     package_data={"mobilebert_tf": ["presets/*.json"],
                   "checkpoints": ["demo/*"]},
     python_requires=">=3.10,<3.13",

@@ -87,11 +87,7 @@ def tf1_to_keras(config: MobileBertConfig, with_mlm: bool = True,
       (c.max_position_embeddings, c.hidden_size))
   normalization("bert/embeddings", f"{emb}/layer_norm", c.hidden_size)
 
-  query_width = width if c.use_bottleneck and (
-      c.use_bottleneck_attention or c.key_query_shared_bottleneck) else (
-          c.hidden_size)
-  value_width = width if c.use_bottleneck and c.use_bottleneck_attention else (
-      c.hidden_size)
+  query_width, value_width = c.attention_input_widths
   heads, head_size = c.num_attention_heads, c.head_size
   for i in range(c.num_hidden_layers):
     tf1 = f"bert/encoder/layer_{i}"

@@ -28,6 +28,16 @@ def untracked_attributes(obj) -> Iterator[None]:
     obj._self_setattr_tracking = previous  # pylint: disable=protected-access
 
 
+def stop_attribute_tracking(obj) -> None:
+  """From now on, attributes set on `obj` are not checkpoint dependencies.
+
+  What tf-models-official's `MobileBERTEncoder` does before building its
+  functional graph (and never undoes); doing the same keeps the two object
+  graphs, and so their checkpoints, identical.
+  """
+  obj._self_setattr_tracking = False  # pylint: disable=protected-access
+
+
 def attach_without_weights(model, name: str, submodel) -> None:
   """Sets `model.<name> = submodel` without adding submodel's weights.
 

@@ -9,10 +9,12 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 ACTIVATIONS = ("linear", "relu", "relu6", "gelu", "tanh")
 NORMALIZATION_TYPES = ("no_norm", "layer_norm", "manual_layer_norm")
+# How attention treats padded keys (see `MobileBertConfig.attention_mask_rule`).
+ATTENTION_MASK_RULES = ("exclude", "additive", "quantization_friendly")
 
 _POSITIVE_INT_FIELDS = (
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -26,6 +28,26 @@ _BOOL_FIELDS = (
 # The published configurations, package data of this package.
 PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "presets")
+
+
+def attention_input_widths(hidden_size: int, intra_bottleneck_size: int,
+                           use_bottleneck: bool,
+                           use_bottleneck_attention: bool,
+                           key_query_shared_bottleneck: bool
+                           ) -> Tuple[int, int]:
+  """(query/key input width, value input width) of a MobileBERT block.
+
+  With bottleneck attention all three read the input bottleneck; with a
+  key/query-shared bottleneck query and key read it, value the block input;
+  otherwise all read the block input (`hidden_size`).
+  """
+  if not use_bottleneck:
+    return hidden_size, hidden_size
+  if use_bottleneck_attention:
+    return intra_bottleneck_size, intra_bottleneck_size
+  if key_query_shared_bottleneck:
+    return intra_bottleneck_size, hidden_size
+  return hidden_size, hidden_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +94,15 @@ class MobileBertConfig:
       1e-6). Defaults to "layer_norm".
     classifier_activation: bool. Tanh pooler on the first token; if False the
       pooled output is the first token itself. Defaults to True.
+    attention_mask_rule: str. How attention leaves out padded keys, applied
+      to the scaled scores before the softmax (`m` is the 0/1 key mask):
+      "exclude" adds the dtype's large negative to padded keys so they get
+      weight 0 to float precision (what tf-models-official and transformers
+      do); "additive" is the original 2020 release's `scores + (1 - m) *
+      -10000`; "quantization_friendly" is the 2021 quantization revision's
+      `scores * m + (1 - m) * -6` (padded keys keep weight ~e^-6, and the
+      scores stay in a range int8 can represent). Not a key of the original
+      JSON files. Defaults to "exclude".
 
   Raises:
     ValueError: a field has a value the original code cannot run.
@@ -102,6 +133,7 @@ class MobileBertConfig:
   num_feedforward_networks: int = 1
   normalization_type: str = "layer_norm"
   classifier_activation: bool = True
+  attention_mask_rule: str = "exclude"
 
   def __post_init__(self):
     # The original fills these two from hidden_size when absent.
@@ -142,6 +174,10 @@ class MobileBertConfig:
       raise ValueError(
           f"`normalization_type` must be one of {NORMALIZATION_TYPES}. "
           f"Received: normalization_type={self.normalization_type!r}")
+    if self.attention_mask_rule not in ATTENTION_MASK_RULES:
+      raise ValueError(
+          f"`attention_mask_rule` must be one of {ATTENTION_MASK_RULES}. "
+          f"Received: attention_mask_rule={self.attention_mask_rule!r}")
     width_name = ("intra_bottleneck_size" if self.use_bottleneck
                   else "hidden_size")
     if self.true_hidden_size % self.num_attention_heads:
@@ -165,6 +201,13 @@ class MobileBertConfig:
   @property
   def head_size(self) -> int:
     return self.true_hidden_size // self.num_attention_heads
+
+  @property
+  def attention_input_widths(self) -> Tuple[int, int]:
+    """(query/key input width, value input width) of every block."""
+    return attention_input_widths(
+        self.hidden_size, self.intra_bottleneck_size, self.use_bottleneck,
+        self.use_bottleneck_attention, self.key_query_shared_bottleneck)
 
   @property
   def has_embedding_projection(self) -> bool:

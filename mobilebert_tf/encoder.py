@@ -3,12 +3,16 @@
 import tensorflow as tf
 import tf_keras
 
+from mobilebert_tf import _compat
 from mobilebert_tf import layers
 from mobilebert_tf.config import MobileBertConfig
 
+# The encoder's inputs, TF-Hub's names: int32 [batch, seq] each.
+ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+
 
 class _InputCheck(tf_keras.layers.Layer):
-  """Checks that the three inputs have one shape; returns the attention bias."""
+  """Checks that the three inputs have one shape; returns the 0/1 key mask."""
 
   def call(self, input_word_ids, input_mask, input_type_ids):
     static = [t.shape for t in (input_word_ids, input_mask, input_type_ids)]
@@ -23,7 +27,7 @@ class _InputCheck(tf_keras.layers.Layer):
         for name, t in (("input_mask", input_mask),
                         ("input_type_ids", input_type_ids))]
     with tf.control_dependencies(checks):
-      return layers.additive_attention_mask(input_mask, self.compute_dtype)
+      return layers.key_mask(input_mask, self.compute_dtype)
 
 
 @tf_keras.utils.register_keras_serializable(package="MobileBertTF")
@@ -58,9 +62,19 @@ class MobileBERTEncoder(tf_keras.Model):
       to False.
     trigram_input: bool. Defaults to True.
     use_bottleneck: bool. Defaults to True.
-    return_attention_scores: bool. Add `attention_scores` (one
-      `[batch, heads, seq, seq]` per block) to the outputs; costs time and
-      memory. Defaults to False.
+    attention_mask_rule: str. How attention leaves out padded keys, one of
+      `config.ATTENTION_MASK_RULES` (see `MobileBertConfig`). Defaults to
+      "exclude".
+    attention_layout: str. "standard" (default) or "heads_first" (an opt-in
+      inference layout); see `MobileBertTransformer`. Same results to
+      float32 rounding; serialized by `get_config`.
+    return_attention_scores: bool. Add `attention_scores` (the attention
+      probabilities, one `[batch, heads, seq, seq]` per block) to the
+      outputs; costs time and memory. Defaults to False.
+    return_attention_logits: bool. Add `attention_logits` (the masked
+      pre-softmax scores, one `[batch, heads, seq, seq]` per block: the
+      original's `get_all_attention_maps()`, what attention distillation
+      compares) to the outputs. Defaults to False.
     validate_inputs: bool. Check ids, lengths and shapes at run time. Defaults
       to True.
 
@@ -103,7 +117,10 @@ class MobileBERTEncoder(tf_keras.Model):
                classifier_activation=False,
                trigram_input=True,
                use_bottleneck=True,
+               attention_mask_rule="exclude",
+               attention_layout="standard",
                return_attention_scores=False,
+               return_attention_logits=False,
                validate_inputs=True,
                **kwargs):
     config = {k: v for k, v in locals().items()
@@ -112,7 +129,9 @@ class MobileBERTEncoder(tf_keras.Model):
     # Like tf-models-official: these attributes are conveniences, not
     # checkpoint dependencies; the layers are tracked once, as the functional
     # model's `layer_with_weights-N`.
-    self._self_setattr_tracking = False
+    # (tf-models-official's encoder does the same, so the object graphs and
+    # the checkpoints are identical.)
+    _compat.stop_attribute_tracking(self)
     initializer = tf_keras.initializers.TruncatedNormal(
         stddev=initializer_range)
     self.embedding_layer = layers.MobileBertEmbedding(
@@ -142,6 +161,8 @@ class MobileBERTEncoder(tf_keras.Model):
             normalization_type=normalization_type,
             initializer=initializer,
             use_bottleneck=use_bottleneck,
+            attention_mask_rule=attention_mask_rule,
+            attention_layout=attention_layout,
             name=f"transformer_layer_{i}")
         for i in range(num_blocks)]
     self._pooler_layer = tf_keras.layers.Dense(
@@ -156,21 +177,26 @@ class MobileBERTEncoder(tf_keras.Model):
         input_type_ids=tf_keras.Input(
             shape=(None,), dtype=tf.int32, name="input_type_ids"))
     if validate_inputs:
-      mask_bias = _InputCheck(name="input_check")(
+      mask = _InputCheck(name="input_check")(
           inputs["input_word_ids"], inputs["input_mask"],
           inputs["input_type_ids"])
     else:
-      mask_bias = inputs["input_mask"]
+      mask = inputs["input_mask"]
     embedding_output = self.embedding_layer(inputs["input_word_ids"],
                                             inputs["input_type_ids"])
     hidden = embedding_output
-    encoder_outputs, attention_scores = [], []
+    encoder_outputs, attention_scores, attention_logits = [], [], []
     for block in self._transformer_layers:
+      result = block(hidden, mask,
+                     return_attention_scores=return_attention_scores,
+                     return_attention_logits=return_attention_logits)
+      if not (return_attention_scores or return_attention_logits):
+        result = (result,)
+      hidden, *extra = result
       if return_attention_scores:
-        hidden, scores = block(hidden, mask_bias, return_attention_scores=True)
-        attention_scores.append(scores)
-      else:
-        hidden = block(hidden, mask_bias)
+        attention_scores.append(extra.pop(0))
+      if return_attention_logits:
+        attention_logits.append(extra.pop(0))
       encoder_outputs.append(hidden)
     first_token = hidden[:, 0, :]  # [batch, hidden]
     pooled_output = (self._pooler_layer(first_token) if classifier_activation
@@ -182,6 +208,8 @@ class MobileBERTEncoder(tf_keras.Model):
         embedding_output=embedding_output)
     if return_attention_scores:
       outputs["attention_scores"] = attention_scores
+    if return_attention_logits:
+      outputs["attention_logits"] = attention_logits
     super().__init__(inputs=inputs, outputs=outputs, **kwargs)
     self._config = config
 
@@ -232,7 +260,8 @@ def encoder_kwargs(config: MobileBertConfig, **overrides):
       normalization_type=config.normalization_type,
       classifier_activation=config.classifier_activation,
       trigram_input=config.trigram_input,
-      use_bottleneck=config.use_bottleneck)
+      use_bottleneck=config.use_bottleneck,
+      attention_mask_rule=config.attention_mask_rule)
   kwargs.update(overrides)
   return kwargs
 
@@ -243,7 +272,7 @@ def build_encoder(config: MobileBertConfig, **overrides) -> MobileBERTEncoder:
   Args:
     config: the model configuration.
     **overrides: `MobileBERTEncoder` arguments to set, e.g.
-      `return_attention_scores=True`.
+      `return_attention_logits=True` or `attention_layout="heads_first"`.
   """
   if not isinstance(config, MobileBertConfig):
     raise TypeError("`config` must be a MobileBertConfig. Received: "

@@ -44,13 +44,14 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 import tf_keras
 
+from mobilebert_tf import _compat
 from mobilebert_tf import layers
 from mobilebert_tf.config import MobileBertConfig
+from mobilebert_tf.encoder import ENCODER_INPUTS
 from mobilebert_tf.encoder import MobileBERTEncoder
 from mobilebert_tf.encoder import build_encoder
 
 _PACKAGE = "MobileBertTF"
-_INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 
 # The start/end logit of a token outside the context. Finite, so that a
 # softmax over a fully masked row stays defined; exp(-1e9 - x) is 0 in float32.
@@ -140,7 +141,7 @@ def _encoder_inputs(rank=2):
   """Fresh symbolic int32 inputs, `[batch, seq]` (or one more axis)."""
   shape = (None,) * (rank - 1)
   return {name: tf_keras.Input(shape=shape, dtype=tf.int32, name=name)
-          for name in _INPUT_NAMES}
+          for name in ENCODER_INPUTS}
 
 
 def _encoder_setting(encoder_network, key, default):
@@ -186,10 +187,9 @@ class _TaskModel(tf_keras.Model):
     for key, item in head_items.items():
       setattr(self, key, item)
     # Plain containers: Keras would wrap tracked ones (not JSON-serializable).
-    self._self_setattr_tracking = False
-    self._head_items = dict(head_items)
-    self._task_config = dict(config)
-    self._self_setattr_tracking = True
+    with _compat.untracked_attributes(self):
+      self._head_items = dict(head_items)
+      self._task_config = dict(config)
 
   @property
   def encoder_network(self):
@@ -562,7 +562,7 @@ class MobileBertForMaskedLM(_TaskModel):
     inputs["masked_lm_positions"] = tf_keras.Input(
         shape=(None,), dtype=tf.int32, name="masked_lm_positions")
     sequence = encoder_network(
-        {k: inputs[k] for k in _INPUT_NAMES})["sequence_output"]
+        {k: inputs[k] for k in ENCODER_INPUTS})["sequence_output"]
     masked_lm = layers.MobileBertMaskedLM(
         embedding_table=encoder_network.get_embedding_table(),
         activation=activation, initializer=init, name="cls/predictions")

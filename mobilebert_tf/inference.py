@@ -2,32 +2,25 @@
 
 A Keras model reads its weights from variables on every call. On CPU,
 TensorFlow's oneDNN kernels then re-pack every weight matrix for every
-matmul; with constant weights they pack once and reuse the packed copy. For
-MobileBERT, whose matmuls are small, that is most of the difference: in the
-README's benchmark run the English OPT encoder at batch 1 x seq 128 on 2
-cores took 34.1 ms per sequence with variables and 25.1 ms frozen
-(tf-models-official's `tf.function`: 44.7 ms).
+matmul; with constant weights they pack once and reuse the packed copy,
+which for MobileBERT's small matmuls is most of the difference.
 
 Freezing is what TFLite conversion and TF1's `freeze_graph` do; the result
 is a snapshot that does not see later changes to the model's variables
 (training, restoring a checkpoint): freeze again after those. It costs
-memory: TensorFlow keeps several copies of a frozen graph's constants (the
-GraphDef, the function library, the optimized graph, the kernels, oneDNN's
-packed weights); the English OPT encoder (98 MB of weights) grew its process
-by 2.1 GB. For fine-tuning, or serving with TF Serving or `hub.load`, use the
-model itself or its SavedModel; for lean CPU serving, TFLite
-(`export.to_tflite`).
+memory (TensorFlow keeps several copies of a frozen graph's constants). For
+fine-tuning, or serving with TF Serving or `hub.load`, use the model itself
+or its SavedModel; for lean CPU serving, TFLite (`export.to_tflite`).
+Measured speed and memory: docs/inference.md and `benchmarks/results/`.
 """
 
 from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
-# TF2 has no public entry point for this conversion; TFLite, TF-TRT and
-# TensorFlow.js use the same function.
-# pylint: disable-next=g-direct-tensorflow-import
-from tensorflow.python.framework import convert_to_constants
 
-ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+from mobilebert_tf import _compat
+from mobilebert_tf.encoder import ENCODER_INPUTS
+
 ENCODER_OUTPUTS = ("sequence_output", "pooled_output")
 
 
@@ -135,5 +128,5 @@ def freeze_for_inference(
   concrete = tf.function(
       lambda inputs: select(model(inputs, training=False))
   ).get_concrete_function(dict(input_specs))
-  frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+  frozen = _compat.convert_variables_to_constants(concrete)
   return FrozenModel(frozen, input_specs, concrete.structured_outputs)

@@ -10,6 +10,7 @@ import tf_keras
 
 from mobilebert_tf import layers
 from mobilebert_tf.config import MobileBertConfig
+from mobilebert_tf.encoder import ENCODER_INPUTS
 from mobilebert_tf.encoder import MobileBERTEncoder
 from mobilebert_tf.encoder import build_encoder
 
@@ -56,8 +57,7 @@ class MobileBertPretrainer(tf_keras.Model):
     return dict(self._model_inputs)
 
   def call(self, inputs, training=None):
-    encoder_inputs = {k: inputs[k] for k in
-                      ("input_word_ids", "input_mask", "input_type_ids")}
+    encoder_inputs = {k: inputs[k] for k in ENCODER_INPUTS}
     outputs = dict(self.encoder_network(encoder_inputs, training=training))
     if "masked_lm_positions" in inputs:
       outputs["mlm_logits"] = self.masked_lm(

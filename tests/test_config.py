@@ -2,11 +2,15 @@
 
 import json
 import logging
+import os
 
 import pytest
 
-from mobilebert_tf import PRESETS
+import mobilebert_tf
 from mobilebert_tf import MobileBertConfig
+from mobilebert_tf import PRESETS
+from mobilebert_tf.config import PRESET_DIR
+from mobilebert_tf.config import load_config
 
 
 def test_absent_keys_take_the_original_defaults():
@@ -70,8 +74,9 @@ def test_unknown_keys_are_named_in_a_warning(caplog):
     (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob"),
     (dict(embedding_size=64), "embedding_size"),
     (dict(trigram_input="yes"), "trigram_input"),
+    (dict(attention_mask_rule="-inf"), "attention_mask_rule"),
 ], ids=["norm", "act", "heads", "bottleneck-heads", "vocab", "layers",
-        "dropout", "embedding-wider", "bool"])
+        "dropout", "embedding-wider", "bool", "mask-rule"])
 def test_invalid_values_raise_value_error_naming_the_field(changes, message):
   values = dict(vocab_size=10, hidden_size=32, num_attention_heads=4)
   values.update(changes)
@@ -101,3 +106,35 @@ def test_frozen_and_replace(tiny_config):
     tiny_config.hidden_size = 3
   wider = tiny_config.replace(hidden_size=64)
   assert wider.hidden_size == 64 and tiny_config.hidden_size == 32
+
+
+def test_load_config_takes_a_preset_name_or_a_path(tmp_path, tiny_config):
+  name = "uncased_L-24_H-128_B-512_A-4_F-4_OPT"
+  assert load_config(name) == MobileBertConfig.from_preset(name)
+  path = tmp_path / "bert_config.json"
+  path.write_text(tiny_config.to_json_string())
+  assert load_config(str(path)) == tiny_config
+  with pytest.raises(FileNotFoundError, match=name):  # lists the presets
+    load_config(str(tmp_path / "nothing.json"))
+
+
+def test_presets_are_package_data():
+  """The library reads nothing outside its package."""
+  package_dir = os.path.dirname(os.path.abspath(mobilebert_tf.__file__))
+  assert os.path.dirname(PRESET_DIR) == package_dir
+  assert sorted(f[:-5] for f in os.listdir(PRESET_DIR)) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize("variant, widths", [
+    (dict(use_bottleneck=False), (32, 32)),
+    (dict(use_bottleneck=True, intra_bottleneck_size=16,
+          key_query_shared_bottleneck=True), (16, 32)),
+    (dict(use_bottleneck=True, intra_bottleneck_size=16,
+          use_bottleneck_attention=True,
+          key_query_shared_bottleneck=True), (16, 16)),
+    (dict(use_bottleneck=True, intra_bottleneck_size=16), (32, 32)),
+], ids=["plain", "kq-shared", "bottleneck-attention", "bottleneck-only"])
+def test_attention_input_widths(variant, widths):
+  config = MobileBertConfig(vocab_size=10, hidden_size=32,
+                            num_attention_heads=4, **variant)
+  assert config.attention_input_widths == widths

@@ -14,20 +14,16 @@ from mobilebert_tf import MobileBertPretrainer
 from mobilebert_tf import build_encoder
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf import model_utils
+from mobilebert_tf.encoder import ENCODER_INPUTS
+from mobilebert_tf.numerics import relative_error
 
 # tf-models-official 2.20.0's model_utils uses tf_keras without importing it.
 tfm_model_utils.tf_keras = tf_keras
 
-ENCODER_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
 def _encoder_inputs(inputs):
-  return {k: inputs[k] for k in ENCODER_KEYS}
-
-
-def _relative_error(a, b):
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return np.linalg.norm(a - b) / np.linalg.norm(b)
+  return {k: inputs[k] for k in ENCODER_INPUTS}
 
 
 def test_outputs(tiny_config, tiny_inputs):
@@ -110,7 +106,7 @@ def test_trains_with_fit_inside_a_functional_model(tiny_config):
   tf_keras.utils.set_random_seed(1)
   encoder = build_encoder(tiny_config)
   inputs = {k: tf_keras.Input([None], dtype=tf.int32, name=k)
-            for k in ENCODER_KEYS}
+            for k in ENCODER_INPUTS}
   logits = tf_keras.layers.Dense(2)(encoder(inputs)["pooled_output"])
   model = tf_keras.Model(inputs, logits)
   model.compile(tf_keras.optimizers.Adam(3e-3),
@@ -138,22 +134,104 @@ def test_saved_model_round_trip(tiny_config, tiny_inputs, tmp_path):
       expected["sequence_output"])
 
 
-def test_mixed_bfloat16(tiny_config, tiny_inputs):
+# Rounding unit 2^-8 (bfloat16) and 2^-11 (float16); the tiny model's two
+# blocks chain ~40 rounded ops, so allow ~13 units.
+MIXED_TOLERANCE = {"mixed_bfloat16": 13 * 2.0**-8, "mixed_float16": 13 * 2.0**-11}
+
+
+@pytest.mark.parametrize("policy", sorted(MIXED_TOLERANCE))
+@pytest.mark.parametrize("rule", ["exclude", "additive",
+                                  "quantization_friendly"])
+def test_mixed_precision(tiny_config, tiny_inputs, policy, rule):
+  """Half-precision compute with every mask rule: finite, close to float32,
+  padded keys still left out (probabilities ~0 or the rule's e^-6 share)."""
+  config = tiny_config.replace(attention_mask_rule=rule)
   tf_keras.utils.set_random_seed(2)
-  reference = build_pretrainer(tiny_config)
-  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  reference = build_pretrainer(config, return_attention_scores=True)
+  tf_keras.mixed_precision.set_global_policy(policy)
   try:
-    mixed = build_pretrainer(tiny_config)
+    mixed = build_pretrainer(config, return_attention_scores=True)
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")
   mixed.set_weights(reference.get_weights())
   a, b = mixed(tiny_inputs), reference(tiny_inputs)
-  assert a["sequence_output"].dtype == tf.bfloat16
+  assert a["sequence_output"].dtype == tf.as_dtype(policy.split("_")[1])
   assert a["mlm_logits"].dtype == tf.float32
   for key in ("sequence_output", "mlm_logits"):
     values = np.asarray(tf.cast(a[key], tf.float32))
     assert np.isfinite(values).all()
-    assert _relative_error(values, b[key]) < 0.05, key
+    assert relative_error(values, b[key]) < MIXED_TOLERANCE[policy], key
+  probs = np.asarray(tf.cast(a["attention_scores"][0], tf.float32))
+  padded = tiny_inputs["input_mask"][:, None, None, :] == 0
+  padded = np.broadcast_to(padded, probs.shape)
+  if rule == "exclude":
+    assert probs[padded].max() == 0.0
+  np.testing.assert_allclose(
+      probs, np.asarray(b["attention_scores"][0]),
+      atol=MIXED_TOLERANCE[policy])
+
+
+def test_attention_logits_only_when_asked(tiny_config, tiny_inputs):
+  """The masked pre-softmax scores of every block; softmax of them gives the
+  probabilities; both layouts agree."""
+  want = None
+  for layout in ("standard", "heads_first"):
+    tf_keras.utils.set_random_seed(3)
+    encoder = build_encoder(tiny_config, return_attention_logits=True,
+                            return_attention_scores=True,
+                            attention_layout=layout)
+    out = encoder(_encoder_inputs(tiny_inputs))
+    assert len(out["attention_logits"]) == tiny_config.num_hidden_layers
+    for logits, probs in zip(out["attention_logits"], out["attention_scores"]):
+      assert logits.shape == (3, 4, 8, 8)
+      np.testing.assert_allclose(tf.nn.softmax(logits), probs, atol=1e-6)
+    if want is None:
+      want = out
+    else:
+      for key in ("sequence_output", "attention_logits"):
+        assert relative_error(out[key], want[key]) < 1e-6, key
+  plain = build_encoder(tiny_config)(_encoder_inputs(tiny_inputs))
+  assert "attention_logits" not in plain and "attention_scores" not in plain
+
+
+def test_variable_names(tiny_config):
+  """Every variable is named after the layer that owns it (stable names:
+  checkpoints of other tools and weight-decay rules read them)."""
+  pretrainer = build_pretrainer(tiny_config, with_nsp=True)
+  names = {v.name for v in pretrainer.variables}
+  assert len(names) == len(pretrainer.variables)  # unique
+  block = "transformer_layer_1"
+  expected = {
+      "mobile_bert_embedding/word_embedding/embeddings:0",
+      "mobile_bert_embedding/type_embedding/embeddings:0",
+      "mobile_bert_embedding/position_embedding/embeddings:0",
+      "mobile_bert_embedding/embedding_projection/kernel:0",
+      "mobile_bert_embedding/embedding_norm/gamma:0",
+      f"{block}/bottleneck_input/dense/kernel:0",
+      f"{block}/bottleneck_input/norm/beta:0",
+      f"{block}/kq_shared_bottleneck/dense/bias:0",
+      f"{block}/attention/query/kernel:0",
+      f"{block}/attention/key/bias:0",
+      f"{block}/attention/value/kernel:0",
+      f"{block}/attention/attention_output/kernel:0",
+      f"{block}/attention/norm/gamma:0",
+      f"{block}/ffn_layer_0/intermediate_dense/kernel:0",
+      f"{block}/ffn_layer_1/output_dense/bias:0",
+      f"{block}/ffn_layer_1/norm/beta:0",
+      f"{block}/bottleneck_output/dense/kernel:0",
+      f"{block}/bottleneck_output/norm/gamma:0",
+      "bert/cls/predictions/transform/dense/kernel:0",
+      "bert/cls/predictions/transform/LayerNorm/gamma:0",
+      "bert/cls/predictions/extra_output_weights:0",
+      "bert/cls/predictions/output_bias/bias:0",
+      "bert/next_sentence/kernel:0",
+  }
+  assert expected <= names, sorted(expected - names)
+  # No bare names: every variable sits under a layer's scope.
+  assert all(name.count("/") >= 1 for name in names), sorted(names)[:5]
+  per_block = [n for n in names if n.startswith(block + "/")]
+  assert len(per_block) == len(
+      pretrainer.encoder_network.transformer_layers[1].variables)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -178,7 +256,7 @@ def test_too_long_and_mismatched_inputs(tiny_config):
     encoder(long)
   # With an unknown static length the check happens at run time.
   run = tf.function(encoder, input_signature=[{
-      k: tf.TensorSpec([None, None], tf.int32) for k in ENCODER_KEYS}])
+      k: tf.TensorSpec([None, None], tf.int32) for k in ENCODER_INPUTS}])
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match="max_position_embeddings"):
     run(long)
@@ -214,7 +292,7 @@ def test_checkpoints_interchange_with_tf_models_official(tiny_config,
   status.assert_consumed()
   a, b = ours(tiny_inputs), theirs(tiny_inputs)
   for key in ("sequence_output", "pooled_output", "mlm_logits"):
-    assert _relative_error(a[key], b[key]) <= 1e-5, key
+    assert relative_error(a[key], b[key]) <= 1e-5, key
 
   path = tf.train.Checkpoint(**ours.checkpoint_items).save(
       str(tmp_path / "ours"))
@@ -223,7 +301,7 @@ def test_checkpoints_interchange_with_tf_models_official(tiny_config,
   status = tf.train.Checkpoint(**back.checkpoint_items).restore(path)
   status.assert_existing_objects_matched()
   status.assert_consumed()
-  assert _relative_error(back(tiny_inputs)["mlm_logits"],
+  assert relative_error(back(tiny_inputs)["mlm_logits"],
                          a["mlm_logits"]) <= 1e-5
 
 

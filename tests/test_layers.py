@@ -12,7 +12,6 @@ from mobilebert_tf import MobileBertMaskedLM
 from mobilebert_tf import MobileBertTransformer
 from mobilebert_tf import NoNorm
 from mobilebert_tf import get_norm_layer
-from mobilebert_tf import layers
 
 
 def _round_trip(layer):
@@ -132,42 +131,87 @@ def test_transformer(case):
   assert clone.count_params() == layer.count_params()
 
 
-@pytest.mark.parametrize("mask_kind", ["none", "2d", "3d", "4d_float_dynamic"])
-@pytest.mark.parametrize("seq", [1, 2, 7])
-def test_two_part_block_equals_one_part(mask_kind, seq):
-  """The default trace runs a block as two chains (one per half of the
-  sequence); the standard layout runs one. Every mask form, odd lengths and
-  a length of 1 (an empty first half) give the same outputs and scores."""
-  layer = MobileBertTransformer(
+def _block(**kwargs):
+  return MobileBertTransformer(
       hidden_size=16, num_attention_heads=2, intermediate_size=12,
-      intra_bottleneck_size=8, num_feedforward_networks=2)
+      intra_bottleneck_size=8, num_feedforward_networks=2, **kwargs)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "2d", "3d", "4d"])
+@pytest.mark.parametrize("seq", [1, 2, 7])
+def test_heads_first_layout_equals_standard(mask_kind, seq):
+  """The opt-in heads-first layout (two chains, one per half of the
+  sequence, at inference) computes what the standard layout computes: every
+  mask form, odd lengths and a length of 1 (an empty first half); outputs,
+  probabilities and masked logits."""
+  # No dropout, so that the training step (one heads-first chain) compares.
+  no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  standard = _block(**no_dropout)
+  heads_first = _block(attention_layout="heads_first", **no_dropout)
   rng = np.random.default_rng(0)
   x = tf.constant(rng.normal(size=(2, seq, 16)), tf.float32)
+  standard(x)
+  heads_first(x)
+  heads_first.set_weights(standard.get_weights())
   keep = np.ones((2, seq), np.int32)
   keep[1, seq // 2 + 1:] = 0
   mask = {"none": None, "2d": tf.constant(keep),
           "3d": tf.constant(keep[:, np.newaxis, :] * np.tril(
               np.ones((seq, seq), np.int32))),
-          "4d_float_dynamic": tf.constant(
-              (1.0 - keep[:, np.newaxis, np.newaxis, :]) * -1e9, tf.float32),
+          "4d": tf.constant(keep[:, np.newaxis, np.newaxis, :], tf.float32),
          }[mask_kind]
   mask_spec = None if mask is None else tf.TensorSpec(
       [None] * mask.shape.rank, mask.dtype)  # from-length unknown when traced
 
-  def run():
-    fn = tf.function(
-        lambda x, mask: layer(x, mask, return_attention_scores=True),
-        input_signature=[tf.TensorSpec([None, None, 16]), mask_spec]
-        ) if mask is not None else tf.function(
-            lambda x: layer(x, None, return_attention_scores=True))
-    return fn(x, mask) if mask is not None else fn(x)
+  def run(layer, training=False):
+    call = lambda x, mask=None: layer(  # pylint: disable=g-long-lambda
+        x, mask, return_attention_scores=True, return_attention_logits=True,
+        training=training)
+    if mask is None:
+      return tf.function(call)(x)
+    return tf.function(call, input_signature=[
+        tf.TensorSpec([None, None, 16]), mask_spec])(x, mask)
 
-  two_parts = run()
-  with layers.standard_attention():
-    one_part = run()
-  for got, want in zip(two_parts, one_part):
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  want = run(standard)
+  for training in (False, True):  # two chains, then the one-chain step
+    got = run(heads_first, training=training)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+      assert g.shape == w.shape
+      np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_layout_is_explicit_and_serialized():
+  block = _block(attention_layout="heads_first")
+  assert block.get_config()["attention_layout"] == "heads_first"
+  assert _round_trip(block).attention_layout == "heads_first"
+  assert _block().get_config()["attention_layout"] == "standard"
+  with pytest.raises(ValueError, match="attention_layout"):
+    _block(attention_layout="converter")
+  with pytest.raises(ValueError, match="attention_mask_rule"):
+    _block(attention_mask_rule="minus_infinity")
+
+
+@pytest.mark.parametrize("rule", ["exclude", "additive",
+                                  "quantization_friendly"])
+def test_mask_is_binarized(rule):
+  """Any nonzero mask value attends: 2 (or 0.5) means what 1 means."""
+  block = _block(attention_mask_rule=rule)
+  x = tf.random.stateless_normal([2, 5, 16], seed=[0, 1])
+  keep = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], np.int32)
+  want = block(x, keep, return_attention_logits=True)
+  for other in (keep * 2, keep.astype(np.float32) * 0.5):
+    got = block(x, other, return_attention_logits=True)
+    for g, w in zip(got, want):
+      np.testing.assert_array_equal(g, w)
+  # Padded keys are what the rule sets them to.
+  logits = want[1].numpy()[1, :, :, 3:]
+  if rule == "exclude":
+    np.testing.assert_allclose(logits, -1e9, rtol=1e-6)
+  elif rule == "additive":  # score - 10000, the scores here are O(1)
+    assert np.all(np.abs(logits + 10000.0) < 100.0)
+  else:
+    np.testing.assert_array_equal(logits, -6.0)
 
 
 def test_transformer_training_step_reduces_loss():

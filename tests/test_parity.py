@@ -41,13 +41,26 @@ PEERS = {
 }
 
 
-def _setup(variant, seed=0):
+def _setup(variant, seed=0, **overrides):
+  """(config, TF1 variables, inputs, NumPy reference outputs, our pretrainer).
+
+  Args:
+    variant: a key of `tf1_reference.TEST_CONFIGS`.
+    seed: int. Seed of the weights and inputs.
+    **overrides: config keys to set (`attention_mask_rule`) and, with the
+      prefix `encoder_`, `build_pretrainer` arguments (`encoder_attention_
+      layout`).
+  """
+  encoder_args = {k[len("encoder_"):]: v for k, v in overrides.items()
+                  if k.startswith("encoder_")}
   config_dict = dict(tf1_reference.TEST_CONFIGS[variant])
+  config_dict.update({k: v for k, v in overrides.items()
+                      if not k.startswith("encoder_")})
   config = MobileBertConfig.from_dict(config_dict)
   variables = tf1_reference.random_tf1_variables(config_dict, seed=seed)
   inputs = tf1_reference.make_inputs(config_dict, seed=seed)
   reference = tf1_reference.reference_forward(variables, config_dict, **inputs)
-  pretrainer = build_pretrainer(config, with_nsp=True)
+  pretrainer = build_pretrainer(config, with_nsp=True, **encoder_args)
   tf1_io.assign_tf1_variables(pretrainer, config, variables)
   model_inputs = dict(input_word_ids=inputs["input_ids"],
                       input_mask=inputs["input_mask"],
@@ -152,6 +165,48 @@ def test_equals_transformers(variant, tmp_path):
   assert relative_error(ours["mlm_logits"], mlm) <= TOLERANCE
   assert relative_error(ours["next_sentence"],
                         theirs.seq_relationship_logits.numpy()) <= TOLERANCE
+
+
+@pytest.mark.parametrize("layout", ["standard", "heads_first"])
+@pytest.mark.parametrize("rule", ["exclude", "additive",
+                                  "quantization_friendly"])
+@pytest.mark.parametrize("variant", ["opt", "teacher"])
+def test_mask_rules_and_attention_logits_equal_the_original(variant, rule,
+                                                            layout):
+  """Each mask rule, in each layout, against the NumPy original: every
+  block's output and its masked pre-softmax scores (the original's
+  `get_all_attention_maps()`)."""
+  _, _, inputs, reference, pretrainer = _setup(
+      variant, attention_mask_rule=rule, encoder_attention_layout=layout,
+      encoder_return_attention_logits=True)
+  outputs = pretrainer(inputs)
+  for key, ref_key in (("sequence_output", "sequence_output"),
+                       ("mlm_logits", "mlm_logits"),
+                       ("next_sentence", "nsp_logits")):
+    error = relative_error(outputs[key], reference[ref_key])
+    assert error <= TOLERANCE, (key, error)
+  assert len(outputs["attention_logits"]) == len(reference["attention_logits"])
+  for ours, ref in zip(outputs["attention_logits"],
+                       reference["attention_logits"]):
+    assert relative_error(ours, ref) <= TOLERANCE
+
+
+def test_mask_rules_differ():
+  """The rules differ on padded inputs, so the test above cannot pass by
+  ignoring the rule: -6 leaves padded keys a share of e^-6 and changes the
+  outputs; -10000, like "exclude", gives them weight 0 in float32 (the same
+  outputs) but other masked logits."""
+  outputs = {}
+  for rule in ("exclude", "additive", "quantization_friendly"):
+    _, _, inputs, _, pretrainer = _setup(
+        "opt", attention_mask_rule=rule, encoder_return_attention_logits=True)
+    outputs[rule] = pretrainer(inputs)
+  assert relative_error(outputs["quantization_friendly"]["sequence_output"],
+                        outputs["exclude"]["sequence_output"]) > 1e-3
+  assert relative_error(outputs["additive"]["sequence_output"],
+                        outputs["exclude"]["sequence_output"]) <= TOLERANCE
+  assert relative_error(outputs["additive"]["attention_logits"][0],
+                        outputs["exclude"]["attention_logits"][0]) > 0.5
 
 
 def test_reference_detects_a_wrong_weight():

@@ -384,7 +384,9 @@ def reference_forward(variables, config, input_ids, input_mask, token_type_ids, 
     Returns:
         dict with `embedding_output` [batch, seq, hidden], `encoder_outputs`
         (list of num_hidden_layers arrays [batch, seq, hidden], not including
-        the embedding output), `sequence_output` [batch, seq, hidden],
+        the embedding output), `attention_logits` (per block, the masked
+        pre-softmax scores [batch, heads, seq, seq]: the original's
+        `get_all_attention_maps()`), `sequence_output` [batch, seq, hidden],
         `pooled_output` [batch, hidden] (None when classifier_activation is
         set but the pooler variables are absent), and, when the head
         variables are present, `mlm_logits` [batch, num_pred, vocab] and
@@ -430,17 +432,30 @@ def reference_forward(variables, config, input_ids, input_mask, token_type_ids, 
     x = norm(emb, x)  # [batch, seq, H]
     embedding_output = x
 
-    # Padded keys are removed completely (softmax weight exactly 0), as in
-    # tf-models-official and transformers; the original instead adds -10000
-    # to their scores. In float64, exp(-1e9 + O(10)) underflows to exactly 0.
-    key_bias = (1.0 - input_mask.astype(np.float64))[:, None, None, :] * -1e9  # [batch, 1, 1, seq]
+    # How padded keys are left out, on the scaled scores (`m` = 0/1 key mask):
+    #   "exclude" (default; tf-models-official and transformers): padded keys
+    #       get softmax weight exactly 0 (in float64, exp(-1e9 + O(10)) is 0);
+    #   "additive" (the original 2020 release): scores + (1 - m) * -10000;
+    #   "quantization_friendly" (the 2021 revision): scores * m + (1 - m) * -6.
+    rule = cfg.get("attention_mask_rule", "exclude")
+    m = (input_mask != 0).astype(np.float64)[:, None, None, :]  # [batch, 1, 1, seq]
+
+    def apply_mask(scores):
+        if rule == "exclude":
+            return np.where(m > 0, scores, -1e9)
+        if rule == "additive":
+            return scores + (1.0 - m) * -10000.0
+        if rule == "quantization_friendly":
+            return scores * m + (1.0 - m) * -6.0
+        raise ValueError(f"Unknown attention_mask_rule {rule!r}")
+
     n_heads, head = cfg["num_attention_heads"], cfg["head_size"]
 
     def heads(t):  # [batch, seq, N*head] -> [batch, N, seq, head]
         return t.reshape(batch, seq, n_heads, head).transpose(0, 2, 1, 3)
 
     use_bn = cfg["use_bottleneck"]
-    encoder_outputs = []
+    encoder_outputs, attention_logits = [], []
     prev = x
     for layer in range(cfg["num_hidden_layers"]):
         p = f"bert/encoder/layer_{layer}"
@@ -459,7 +474,8 @@ def reference_forward(variables, config, input_ids, input_mask, token_type_ids, 
         q = heads(dense(f"{p}/attention/self/query", q_in))  # [b, N, s, head]
         k = heads(dense(f"{p}/attention/self/key", k_in))
         v = heads(dense(f"{p}/attention/self/value", v_in))
-        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(head) + key_bias  # [b, N, s, s]
+        scores = apply_mask(q @ k.transpose(0, 1, 3, 2) / math.sqrt(head))  # [b, N, s, s]
+        attention_logits.append(scores)
         context = _softmax(scores) @ v  # [b, N, s, head]
         context = context.transpose(0, 2, 1, 3).reshape(batch, seq, n_heads * head)  # [b, s, T]
         attention_output = dense(f"{p}/attention/output/dense", context)  # [b, s, T]
@@ -492,6 +508,7 @@ def reference_forward(variables, config, input_ids, input_mask, token_type_ids, 
         "encoder_outputs": encoder_outputs,
         "sequence_output": sequence_output,
         "pooled_output": pooled_output,
+        "attention_logits": attention_logits,
     }
     if "cls/predictions/output_bias" in w:
         if masked_lm_positions is None:
