@@ -1,6 +1,9 @@
-# Two entry points on a fresh machine with Python 3.11:
-#   make demo   sets up .venv and runs the main job on its embedded default
-#   make test   sets up .venv (with the test extras) and runs the whole suite
+# Entry points on a fresh machine with Python 3.11:
+#   make demo       sets up .venv and runs the main job on its embedded default
+#   make test       sets up .venv (with the test extras) and runs the whole suite
+#   make test-fast  the same without the tests marked slow
+#   make benchmark  the full latency benchmark (many minutes at 100% CPU);
+#                   writes benchmarks/results/latency-<date>-<cpu>.{json,md}
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PIP := $(VENV)/bin/pip --disable-pip-version-check
@@ -9,7 +12,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 # resolved versions: without it pip backtracks into source builds.
 PIP_INSTALL := $(PIP) install --quiet --use-pep517 --constraint constraints.txt
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test test-fast benchmark clean
 
 $(VENV)/.base: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,9 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.test
 	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile
+
+test-fast: $(VENV)/.test
+	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile -m "not slow"
 
 benchmark: $(VENV)/.test
 	$(VENV)/bin/python -m benchmarks.latency

@@ -30,7 +30,8 @@ substring rules):
     transpose documented in `name_map`).
 
 The output appears only when complete: it is written into a temporary
-directory beside the target and renamed into place.
+directory beside the target (`checkpoints.tf1_io.staged_prefix`: a crashed
+run's is removed by the next) and renamed into place, the index last.
 
 Usage:
 
@@ -51,11 +52,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import collections
 import dataclasses
-import glob
 import re
-import shutil
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -65,14 +63,15 @@ import numpy as np
 import tensorflow as tf
 
 from checkpoints import name_map
+from checkpoints import restore
+from checkpoints import tf1_io
 from mobilebert_tf import cli
 from mobilebert_tf.config import MobileBertConfig
+from mobilebert_tf.config import load_config
 from mobilebert_tf.pretrainer import build_pretrainer
 
 _PROGRAM = "python -m checkpoints.convert"
 
-# Suffixes of a checkpoint's files; a path ending in one is taken as a prefix.
-_FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
 _LAYER = re.compile(r"^bert/encoder/layer_(\d+)/")
 _FFN = re.compile(r"^bert/encoder/layer_0/ffn_layer_(\d+)/")
 _NSP_SCOPE = "cls/seq_relationship/"
@@ -155,50 +154,6 @@ def _names(names: Sequence[str]) -> str:
 
 
 # === Input checkpoint ===
-
-
-def resolve_tf1_prefix(path: str, log: Callable[[str], None] = logging.info
-                       ) -> str:
-  """The prefix of the TF1 checkpoint that `path` names.
-
-  Accepts the prefix itself, one of its files (`.index`, `.data-*`, `.meta`;
-  the suffix is stripped and `log` says so), or a directory with a
-  `checkpoint` state file or a single `*.index`.
-
-  Raises:
-    FileNotFoundError: no checkpoint there.
-  """
-  path = os.fspath(path)
-  if _FILE_SUFFIX.search(path) and not os.path.exists(path + ".index"):
-    prefix = _FILE_SUFFIX.sub("", path)
-    log(f"--tf1_checkpoint_path names the file {os.path.basename(path)}, "
-        f"not the checkpoint prefix; using the prefix {prefix}")
-    path = prefix
-  if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    candidates = sorted(glob.glob(os.path.join(path, "*.index")))
-    if latest is None and len(candidates) == 1:
-      latest = candidates[0][:-len(".index")]
-    if latest is None:
-      hint = (f" It holds several: {_names(c[:-6] for c in candidates)}; "
-              "pass one prefix." if candidates else "")
-      raise FileNotFoundError(
-          f"No TF1 checkpoint in directory {path}.{hint} "
-          "--tf1_checkpoint_path takes a checkpoint prefix, e.g. "
-          "DIR/mobilebert_variables.ckpt (the files are PREFIX.index and "
-          "PREFIX.data-*).")
-    log(f"--tf1_checkpoint_path is a directory; using the checkpoint "
-        f"{latest}")
-    path = latest
-  if not os.path.exists(path + ".index") and not os.path.isfile(path):
-    directory = os.path.dirname(os.path.abspath(path))
-    candidates = sorted(glob.glob(os.path.join(directory, "*.index")))
-    hint = (f" Checkpoints in that directory: "
-            f"{_names(c[:-6] for c in candidates)}." if candidates else "")
-    raise FileNotFoundError(
-        f"TF1 checkpoint not found: {path} (there is no {path}.index).{hint} "
-        "Pass the checkpoint prefix, e.g. DIR/mobilebert_variables.ckpt.")
-  return path
 
 
 def _open_tf1_checkpoint(prefix: str):
@@ -330,11 +285,6 @@ def _hint_text(hints: List[str]) -> str:
 # === Output ===
 
 
-def _existing_outputs(prefix: str) -> List[str]:
-  return [p for p in [prefix + ".index"] + sorted(glob.glob(
-      glob.escape(prefix) + ".data-*")) if os.path.exists(p)]
-
-
 def _check_output(prefix: str, tf1_prefix: str, overwrite: bool) -> None:
   if not prefix or prefix.endswith(os.sep) or os.path.isdir(prefix):
     raise ConversionError(
@@ -345,7 +295,7 @@ def _check_output(prefix: str, tf1_prefix: str, overwrite: bool) -> None:
     raise ConversionError(
         f"--tf2_checkpoint_path ({prefix}) is the TF1 checkpoint itself; "
         "choose another prefix.")
-  existing = _existing_outputs(prefix)
+  existing = tf1_io.checkpoint_files(prefix)
   if existing and not overwrite:
     raise FileExistsError(
         f"{existing[0]} already exists; pass --overwrite to replace the "
@@ -354,20 +304,6 @@ def _check_output(prefix: str, tf1_prefix: str, overwrite: bool) -> None:
   if os.path.exists(parent) and not os.path.isdir(parent):
     raise ConversionError(
         f"Cannot write {prefix}: {parent} is a file, not a directory.")
-
-
-def _move_into_place(tmp_prefix: str, prefix: str) -> List[str]:
-  """Renames `tmp_prefix.*` to `prefix.*`; the index last."""
-  # Without the index an interrupted move leaves nothing that looks complete.
-  for stale in _existing_outputs(prefix):
-    os.remove(stale)
-  written = []
-  for path in sorted(glob.glob(glob.escape(tmp_prefix) + ".data-*")):
-    target = prefix + path[len(tmp_prefix):]
-    os.replace(path, target)
-    written.append(target)
-  os.replace(tmp_prefix + ".index", prefix + ".index")
-  return [prefix + ".index"] + written
 
 
 # === Conversion ===
@@ -401,7 +337,8 @@ def convert(config: Union[MobileBertConfig, str],
   """Converts a TF1 MobileBERT checkpoint; see the module docstring.
 
   Args:
-    config: a `MobileBertConfig`, or the path of a `bert_config.json`.
+    config: a `MobileBertConfig`, a preset name or the path of a
+      `bert_config.json` (see `mobilebert_tf.config.load_config`).
     tf1_checkpoint_path: str. The TF1 checkpoint prefix (one of its files or
       its directory are accepted too).
     tf2_checkpoint_path: str. The output prefix: writes exactly
@@ -426,8 +363,9 @@ def convert(config: Union[MobileBertConfig, str],
   """
   start = time.time()
   if not isinstance(config, MobileBertConfig):
-    config = MobileBertConfig.from_json_file(config)
-  tf1_prefix = resolve_tf1_prefix(tf1_checkpoint_path, log)
+    config = load_config(config)
+  tf1_prefix = restore.resolve_prefix(tf1_checkpoint_path,
+                                      flag="--tf1_checkpoint_path", log=log)
   tf2_prefix = os.fspath(tf2_checkpoint_path)
   _check_output(tf2_prefix, tf1_prefix, overwrite)
 
@@ -545,24 +483,21 @@ def convert(config: Union[MobileBertConfig, str],
   # Write beside the target; read back and compare before moving into place.
   parent = os.path.dirname(os.path.abspath(tf2_prefix))
   created_parent = not os.path.isdir(parent)
-  os.makedirs(parent, exist_ok=True)
-  tmp_dir = tempfile.mkdtemp(
-      prefix=f".{os.path.basename(tf2_prefix)}.tmp-", dir=parent)
   try:
-    checkpoint = tf.train.Checkpoint(**items)
-    # With `save_counter` (as `Checkpoint.save` writes it), so that
-    # `Checkpoint(...).restore(OUT).assert_consumed()` and
-    # `assert_existing_objects_matched()` hold; `write` alone leaves it out.
-    _ = checkpoint.save_counter
-    tmp_prefix = checkpoint.write(os.path.join(tmp_dir, "ckpt"))
-    log("Wrote the TF2 checkpoint; reading it back to compare with the TF1 "
-        "tensors")
-    verified = _verify(items, tmp_prefix, targets, expected)
-    output_files = _move_into_place(tmp_prefix, tf2_prefix)
+    with tf1_io.staged_prefix(tf2_prefix, overwrite=overwrite) as tmp_prefix:
+      checkpoint = tf.train.Checkpoint(**items)
+      # With `save_counter` (as `Checkpoint.save` writes it), so that
+      # `Checkpoint(...).restore(OUT).assert_consumed()` and
+      # `assert_existing_objects_matched()` hold; `write` alone leaves it out.
+      _ = checkpoint.save_counter
+      checkpoint.write(tmp_prefix)
+      log("Wrote the TF2 checkpoint; reading it back to compare with the "
+          "TF1 tensors")
+      verified = _verify(items, tmp_prefix, targets, expected)
   finally:
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    if created_parent and not os.listdir(parent):  # failed: leave no trace
-      os.rmdir(parent)
+    if created_parent and os.path.isdir(parent) and not os.listdir(parent):
+      os.rmdir(parent)  # Failed: leave no trace.
+  output_files = tf1_io.checkpoint_files(tf2_prefix)
 
   by_part = _count_parameters(items)
   return ConversionSummary(
@@ -615,8 +550,8 @@ def _define_flags() -> flags.FlagValues:
   values = flags.FlagValues()
   flags.DEFINE_string(
       "bert_config_file", None,
-      "The model's bert_config.json (original keys), e.g. "
-      "mobilebert_tf/presets/uncased_L-24_H-128_B-512_A-4_F-4_OPT.json.",
+      "The model's bert_config.json (original keys), or a preset name, e.g. "
+      "uncased_L-24_H-128_B-512_A-4_F-4_OPT.",
       flag_values=values)
   flags.DEFINE_string(
       "tf1_checkpoint_path", None,
@@ -675,7 +610,7 @@ def main(argv: Sequence[str]) -> int:
     print(line, flush=True)
 
   try:
-    config = MobileBertConfig.from_json_file(values.bert_config_file)
+    config = load_config(values.bert_config_file)
   except (OSError, ValueError, TypeError) as e:
     return _error(f"--bert_config_file: {e}")
   try:

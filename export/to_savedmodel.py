@@ -10,11 +10,13 @@ Usage:
     --export_path=DIR [--seq_length=128] [--overwrite]
 
 writes `DIR/encoder` (the TF-Hub text encoder API, with `.mlm`, the vocab
-asset, `do_lower_case` and `serving_default`/`mlm` signatures) and
+and config assets, `do_lower_case` and `serving_default`/`mlm` signatures) and
 `DIR/preprocessor` (the `bert_en_uncased_preprocess/3` API); see
-`export.hub_export`. `--model_checkpoint_path` takes a TF2 checkpoint (the
-converter's, ours or tf-models-official's pretrainer `checkpoint_items`) or an
-original TF1 checkpoint, converted on the fly.
+`export.encoder_savedmodel` and `export.preprocessor_savedmodel`; the steps
+are `export.pipeline`'s. `--bert_config_file` takes a `bert_config.json` or a
+preset name (`mobilebert_tf.config.PRESETS`). `--model_checkpoint_path` takes
+a TF2 checkpoint (the converter's, ours or tf-models-official's pretrainer
+`checkpoint_items`) or an original TF1 checkpoint, converted on the fly.
 
 The export is verified before it appears: both SavedModels are reloaded with
 tensorflow_hub and a fixed probe batch is compared with the in-memory model.
@@ -60,7 +62,8 @@ def _define_flags() -> flags.FlagValues:
   values = flags.FlagValues()
   flags.DEFINE_string(
       "bert_config_file", None,
-      "The model's bert_config.json (original keys).", flag_values=values)
+      "The model's bert_config.json (original keys), or a preset name, e.g. "
+      "uncased_L-24_H-128_B-512_A-4_F-4_OPT.", flag_values=values)
   flags.DEFINE_string(
       "model_checkpoint_path", None,
       "Checkpoint prefix (or directory): a TF2 checkpoint of "
@@ -160,18 +163,21 @@ def main(argv: Sequence[str]) -> int:
 
   # Imported here so that --help and usage errors answer fast.
   _quiet_libraries()
-  from export import hub_export  # pylint: disable=g-import-not-at-top
-  from mobilebert_tf.config import MobileBertConfig  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from export import pipeline
+  from export import verify
+  from mobilebert_tf.config import load_config
+  # pylint: enable=g-import-not-at-top
 
   try:
-    config = MobileBertConfig.from_json_file(args["bert_config_file"])
+    config = load_config(args["bert_config_file"])
   except (OSError, ValueError, TypeError) as e:
     return _error(f"--bert_config_file: {cli.first_line(e)}")
   seq_length = values.seq_length
   if not values["seq_length"].present:  # The default fits every model.
     seq_length = min(seq_length, config.max_position_embeddings)
   try:
-    prepared = hub_export.prepare_export(
+    prepared = pipeline.prepare_export(
         config, args["model_checkpoint_path"], args["vocab_file"],
         args["do_lower_case"], args["export_path"],
         seq_length=seq_length, overwrite=args["overwrite"], log=_progress)
@@ -182,10 +188,10 @@ def main(argv: Sequence[str]) -> int:
   for warning in prepared.warnings:
     print(f"{_PROGRAM}: warning: {warning}", file=sys.stderr)
   try:
-    report = hub_export.write_export(
+    report = pipeline.write_export(
         prepared, args["export_path"], seq_length=seq_length,
         overwrite=args["overwrite"], log=_progress)
-  except hub_export.VerificationError as e:
+  except verify.VerificationError as e:
     return _error(f"verification failed, nothing written: {cli.first_line(e)}",
                   code=1)
   print(report.format(with_predictions=not demo), flush=True)
@@ -216,10 +222,10 @@ def _demo_text(report) -> str:
   lines = [
       "",
       "Reloaded through hub.KerasLayer, the encoder gives "
-      + ", ".join(f"{k} {list(v)}" for k, v in report.output_shapes.items())
+      + ", ".join(f"{k} {list(v)}" for k, v in report.verification.output_shapes.items())
       + " for the probe batch (encoder_outputs: [blocks, batch, seq, width]).",
       "Its .mlm fills in the [MASK]s (top 5, most likely first):"]
-  for sentence, masks in report.predictions:
+  for sentence, masks in report.verification.predictions:
     lines.append(f"  {sentence}")
     for tokens in masks:
       lines.append(f"      -> {', '.join(tokens)}")

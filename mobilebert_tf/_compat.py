@@ -89,3 +89,14 @@ def tflite_op_count(model_content: bytes) -> int:
   from ai_edge_litert.interpreter import Interpreter
   interpreter = Interpreter(model_content=model_content)
   return len(interpreter._get_ops_details())  # pylint: disable=protected-access
+
+
+def saved_model_cli_main() -> int:
+  """TensorFlow's `saved_model_cli` (its console entry point), in-process.
+
+  The tool is only reachable as a private module; `export.saved_model_cli`
+  runs it after importing tensorflow_text.
+  """
+  # pylint: disable-next=g-direct-tensorflow-import,g-import-not-at-top
+  from tensorflow.python.tools import saved_model_cli
+  return saved_model_cli.main()

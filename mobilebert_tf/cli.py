@@ -6,6 +6,7 @@ calls of `main`), prints usage for `--help`, and turns expected mistakes into
 exit code 2 with one line on stderr and no traceback.
 """
 
+import re
 import sys
 from typing import List, Optional, Sequence
 
@@ -49,10 +50,16 @@ def first_line(error: BaseException, limit: Optional[int] = 240) -> str:
   text = str(error).strip()
   if isinstance(error, KeyError) and text[:1] in ("'", '"'):
     text = text[1:-1]  # KeyError quotes its message
-  lines = text.splitlines()
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
   if not lines:
     return type(error).__name__
   line = lines[0]
+  if line == "in user code:":
+    # An error raised inside a tf.function: the cause is its innermost
+    # "SomeError: message" line, after the traced frames.
+    causes = [l for l in lines if re.match(r"^\w+(Error|Exception): ", l)]
+    if causes:
+      line = causes[-1].split(": ", 1)[1]
   return line if limit is None or len(line) <= limit else line[:limit] + "..."
 
 

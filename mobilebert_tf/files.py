@@ -26,6 +26,17 @@ from typing import Iterator
 _TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+# mkstemp/mkdtemp create private (0600/0700) paths; what we publish gets the
+# permissions a plain open()/makedirs() would give (readable by TF Serving).
+_UMASK = _umask()
+
+
 def temporary_prefix(target: str) -> str:
   """The prefix of this process's temporaries for `target`."""
   return f".{os.path.basename(target)}.tmp-{os.getpid()}-"
@@ -124,6 +135,7 @@ def staged_directory(target: str, overwrite: bool = False) -> Iterator[str]:
   os.makedirs(parent, exist_ok=True)
   remove_stale_temporaries(target)
   tmp = tempfile.mkdtemp(prefix=temporary_prefix(target), dir=parent)
+  os.chmod(tmp, 0o777 & ~_UMASK)
   try:
     yield tmp
     check_target(target, overwrite)
@@ -152,6 +164,7 @@ def staged_file(target: str, overwrite: bool = False) -> Iterator[str]:
   remove_stale_temporaries(target)
   fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(target), dir=parent)
   os.close(fd)
+  os.chmod(tmp, 0o666 & ~_UMASK)
   try:
     yield tmp
     check_target(target, overwrite)

@@ -50,10 +50,12 @@ def create_optimizer(optimizer_type: str,
                      global_clipnorm: Optional[float] = 1.0):
   """LAMB or AdamW with linear warm-up and polynomial (default linear) decay.
 
-  The learning rate decays from `learning_rate` at step 0 to
-  `end_learning_rate` at `num_train_steps` (as the original's
-  `polynomial_decay` of the global step); during the first
-  `num_warmup_steps` it rises linearly from 0 instead.
+  The learning rate rises linearly from 0 to `learning_rate` over the first
+  `num_warmup_steps`, then decays polynomially to `end_learning_rate` at
+  `num_train_steps`. (The original decays over all `num_train_steps` from
+  step 0 and replaces the first steps by the warm-up ramp, so right after
+  the warm-up it drops from `learning_rate` to `learning_rate * (1 - W/T)`;
+  here the schedule is continuous and reaches its peak.)
 
   Args:
     optimizer_type: str. "lamb" (the original's choice for pretraining and
@@ -90,12 +92,19 @@ def create_optimizer(optimizer_type: str,
                "exclude_from_weight_decay": list(WEIGHT_DECAY_EXCLUDE),
                "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon,
                "global_clipnorm": global_clipnorm}
+  if optimizer_type == "adamw":
+    # Its own clipping (default 1.0) would clip a second time, whatever
+    # `global_clipnorm` says.
+    optimizer["gradient_clip_norm"] = 0.0
   config = {
       "optimizer": {"type": optimizer_type, optimizer_type: optimizer},
       "learning_rate": {
           "type": "polynomial",
           "polynomial": {"initial_learning_rate": learning_rate,
-                         "decay_steps": num_train_steps,
+                         # The decay starts after the warm-up.
+                         "offset": num_warmup_steps,
+                         "decay_steps": max(num_train_steps -
+                                            num_warmup_steps, 1),
                          "end_learning_rate": end_learning_rate,
                          "power": power}},
   }

@@ -1,6 +1,8 @@
 """Text preprocessing for MobileBERT, following the TF-Hub preprocessor API.
 
-The exported SavedModel behaves like `tensorflow/bert_en_uncased_preprocess/3`
+The preprocessor model (`build_preprocessor`; `export.preprocessor_savedmodel`
+writes it as a SavedModel) behaves like
+`tensorflow/bert_en_uncased_preprocess/3`
 (https://www.tensorflow.org/hub/common_saved_model_apis/text):
 
 * root callable: `[batch]` strings -> dict of int32 `input_word_ids`,
@@ -72,19 +74,15 @@ Example:
 TensorShape([1, 128])
 """
 
-import hashlib
-import os
-import shutil
-import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import tensorflow as tf
 import tensorflow_text as text
 import tf_keras
 from official.nlp.modeling import layers as nlp_layers
-from tensorflow_text.python.ops import bert_tokenizer
 from official.nlp.tools import export_tfhub_lib
 
+from mobilebert_tf import _compat
 from mobilebert_tf.vocab import SPECIAL_TOKENS
 
 TOKENIZERS = ("fast", "bert")
@@ -170,6 +168,30 @@ def validate_vocab(tokens: Sequence[str], source: str = "vocabulary") -> None:
         f"The vocabulary must contain the special tokens "
         f"{' '.join(SPECIAL_TOKENS)}; missing {' '.join(missing)} in "
         f"{source!r}. Add them (conventionally as the first lines).")
+
+
+def check_vocab(vocab_file: str, config) -> List[str]:
+  """Reads a vocabulary and checks it against a model's config.
+
+  Args:
+    vocab_file: str. BERT vocab file (see `read_vocab`).
+    config: the `MobileBertConfig` of the model the vocabulary belongs to.
+
+  Returns:
+    The tokens.
+
+  Raises:
+    FileNotFoundError: `vocab_file` does not exist.
+    ValueError: not a BERT vocabulary (no special tokens, duplicates, ...) or
+      its size differs from `config.vocab_size`.
+  """
+  tokens = read_vocab(vocab_file)
+  if len(tokens) != config.vocab_size:
+    raise ValueError(
+        f"Vocab file {vocab_file} has {len(tokens)} tokens but the config's "
+        f"vocab_size is {config.vocab_size}: the vocabulary does not belong "
+        "to this model.")
+  return tokens
 
 
 def special_tokens_dict(tokens: Sequence[str]) -> Dict[str, int]:
@@ -265,7 +287,7 @@ class BertWordpieceTokenizer(tf_keras.layers.Layer):
     self.tokenize_with_offsets = tokenize_with_offsets
     self.tokenizer = tokenizer
     # Cased word split only: normalization happened in `_normalize`.
-    self._basic_tokenizer = bert_tokenizer.BasicTokenizer(lower_case=False)
+    self._basic_tokenizer = _compat.bert_basic_tokenizer(lower_case=False)
     # 4 bytes per char: the char limit below is the one that matters.
     max_bytes = 4 * MAX_CHARS_PER_WORD
     if tokenizer == "fast":
@@ -384,7 +406,7 @@ class _BertPackInputsWrapper(export_tfhub_lib.BertPackInputsSavedModelWrapper):
   """
 
   def __call__(self, inputs, seq_length=None):
-    call = self.__dict__["__call__"]
+    call = _compat.saved_call(self)
     if seq_length is None:
       return call(inputs)
     return call(inputs, seq_length=seq_length)
@@ -413,7 +435,8 @@ def build_preprocessor(vocab_file: str, do_lower_case: bool,
   Args:
     vocab_file: str. BERT vocab file (see `read_vocab`). It is read now (and,
       for `tokenizer="bert"`, when the lookup table initializes); the
-      SavedModel written by `export_preprocessor` carries a copy as an asset.
+      SavedModel written by `export.preprocessor_savedmodel` carries a copy
+      as an asset.
     do_lower_case: bool. True for uncased vocabularies.
     seq_length: int. Output length of the root callable and default of
       `.bert_pack_inputs`. Defaults to 128.
@@ -463,71 +486,3 @@ def build_preprocessor(vocab_file: str, do_lower_case: bool,
   preprocessor.bert_pack_inputs = _BertPackInputsWrapper(pack)
   preprocessor.vocab_file = tf.saved_model.Asset(vocab_file)
   return preprocessor
-
-
-def export_preprocessor(vocab_file: str, do_lower_case: bool, export_dir: str,
-                        seq_length: int = 128, tokenizer: str = "fast",
-                        overwrite: bool = False) -> str:
-  """Exports the preprocessor as a SavedModel for `hub.load`/`hub.KerasLayer`.
-
-  The vocab file is copied into a temporary directory first, so that the
-  SavedModel refers to it only as an asset (`assets/<name>`) and the source
-  path does not appear in `saved_model.pb`. The model is written to a
-  temporary directory beside `export_dir` and renamed at the end, so a
-  failed export leaves nothing at `export_dir`.
-
-  Args:
-    vocab_file: str. BERT vocab file (see `read_vocab`).
-    do_lower_case: bool. True for uncased vocabularies.
-    export_dir: str. Target directory; must not exist unless `overwrite`.
-    seq_length: int. Default sequence length. Defaults to 128.
-    tokenizer: str. "fast" or "bert". Defaults to "fast".
-    overwrite: bool. Replace an existing `export_dir`. Defaults to False.
-
-  Returns:
-    `export_dir`.
-
-  Raises:
-    FileExistsError: if `export_dir` exists and `overwrite` is False.
-    FileNotFoundError: if `vocab_file` or the parent of `export_dir` does not
-      exist.
-    ValueError: as `build_preprocessor`.
-  """
-  export_dir = os.path.abspath(export_dir)
-  if os.path.exists(export_dir) and not overwrite:
-    raise FileExistsError(
-        f"`export_dir` already exists. Received: export_dir={export_dir!r}. "
-        "Pass overwrite=True to replace it.")
-  parent = os.path.dirname(export_dir)
-  if not os.path.isdir(parent):
-    raise FileNotFoundError(f"Parent directory of `export_dir` does not exist."
-                            f" Received: export_dir={export_dir!r}")
-  read_vocab(vocab_file)  # Fail early, before any work.
-  tmp_export = tempfile.mkdtemp(prefix=".tmp_preprocessor_", dir=parent)
-  try:
-    with tempfile.TemporaryDirectory() as tmp_vocab_dir:
-      # Name the copy after a hash of the source directory, as Model Garden
-      # does, so that only the basename ends up in the SavedModel.
-      digest = hashlib.sha1(
-          os.path.dirname(os.path.abspath(vocab_file)).encode()).hexdigest()
-      os.mkdir(os.path.join(tmp_vocab_dir, digest))
-      vocab_copy = os.path.join(tmp_vocab_dir, digest,
-                                os.path.basename(vocab_file))
-      shutil.copyfile(vocab_file, vocab_copy)
-      preprocessor = build_preprocessor(vocab_copy, do_lower_case,
-                                        seq_length=seq_length,
-                                        tokenizer=tokenizer)
-      # An explicit signature, so TF Serving sees the output names
-      # `input_word_ids`, ... (Keras would name them after the packing layer).
-      serve = tf.function(lambda sentences: preprocessor(sentences))
-      preprocessor.save(
-          tmp_export, include_optimizer=False, save_format="tf",
-          signatures={"serving_default": serve.get_concrete_function(
-              tf.TensorSpec([None], tf.string, name="sentences"))})
-    if os.path.exists(export_dir):
-      shutil.rmtree(export_dir)
-    os.rename(tmp_export, export_dir)
-  except BaseException:
-    shutil.rmtree(tmp_export, ignore_errors=True)
-    raise
-  return export_dir

@@ -16,11 +16,6 @@ tf.config.threading.set_inter_op_parallelism_threads(2)
 tf.config.threading.set_intra_op_parallelism_threads(2)
 
 
-def pytest_configure(config):
-  config.addinivalue_line(
-      "markers", "slow: a test of more than ~20 s (full-size models).")
-
-
 @pytest.fixture
 def tiny_config():
   return MobileBertConfig.from_dict(helpers.TINY_CONFIG)

@@ -5,6 +5,8 @@ Import as `from tests import helpers` (fixtures live in conftest.py).
 
 import numpy as np
 
+from benchmarks import peers
+
 TINY_CONFIG = dict(
     vocab_size=64, hidden_size=32, embedding_size=16, num_hidden_layers=2,
     num_attention_heads=4, intermediate_size=24, intra_bottleneck_size=16,
@@ -34,17 +36,12 @@ def make_encoder_inputs(config, batch=3, seq=8, num_predictions=3, seed=0):
 def transformers_config(config, **extra):
   """transformers' `MobileBertConfig` computing what `config` computes.
 
-  Two of its defaults differ from the original: its "gelu" is the exact erf
-  form (the original's is the tanh approximation, its "gelu_new"), and its
-  layer norm epsilon is 1e-5 (the original's is 1e-12).
+  The translation is the benchmark's (`benchmarks.peers`), so both compare
+  with transformers the same way.
 
   Args:
     config: a `MobileBertConfig` or its `to_dict()`.
     **extra: further transformers arguments (`num_labels`, ...).
   """
-  import transformers  # pylint: disable=g-import-not-at-top
-  values = dict(config if isinstance(config, dict) else config.to_dict())
-  values["hidden_act"] = {"gelu": "gelu_new"}.get(values["hidden_act"],
-                                                   values["hidden_act"])
-  return transformers.MobileBertConfig(**values, layer_norm_eps=1e-12,
-                                       **extra)
+  values = config if isinstance(config, dict) else config.to_dict()
+  return peers.transformers_config(values, **extra)

@@ -1,9 +1,11 @@
-"""`python -m benchmarks.latency --quick`: a well-formed report (no timings).
+"""`python -m benchmarks.latency`: result files, agreement, ratios, FLOPs.
 
-The benchmark runs once per module, in-process, on its tiny quick config;
-the tests check the shape of the markdown table and the JSON, the numerical
-agreement of the rows (they share weights), and the FLOP formula. Timings
-are never asserted.
+A --quick run of the rows that need no export (no memory processes) runs
+once per module into a temporary directory; the whole --quick run (every
+row: SavedModel, TFLite, XLA, peak memory) is `slow`. The tests check what a
+result file claims: the machine and versions, that every row computes what
+ours computes, that the ratios are the medians' ratios, that the FLOP count
+is the traced graph's. Timings themselves are never asserted.
 """
 
 import os
@@ -11,115 +13,293 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
+import datetime
+import glob
+import importlib.metadata
 import json
 import re
+import subprocess
+import sys
 import types
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
+from benchmarks import flops
 from benchmarks import latency
+from benchmarks import machine
+from benchmarks import report
+from benchmarks import rows as rows_lib
 from mobilebert_tf import MobileBertConfig
+from mobilebert_tf import build_encoder
+from mobilebert_tf.encoder import ENCODER_INPUTS
+from tests import helpers
 
 REPEATS = 2
+FAST_ROWS = ("ours", "ours_frozen", "ours_heads_first",
+             "ours_heads_first_frozen", "tfm", "torch")
+FAST_SHAPES = ((1, 16), (2, 8))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(output_dir, *flags_):
+  started = datetime.datetime.now(datetime.timezone.utc)
+  argv = ["latency", "--quick", f"--output_dir={output_dir}",
+          f"--repeats={REPEATS}", *flags_]
+  assert latency.main(argv) == 0
+  json_files = glob.glob(os.path.join(output_dir, "*.json"))
+  md_files = glob.glob(os.path.join(output_dir, "*.md"))
+  assert len(json_files) == 1 and len(md_files) == 1, os.listdir(output_dir)
+  with open(json_files[0], encoding="utf-8") as f:
+    result = json.load(f)
+  with open(md_files[0], encoding="utf-8") as f:
+    markdown = f.read()
+  return types.SimpleNamespace(
+      argv=argv, started=started, json_path=json_files[0],
+      md_path=md_files[0], result=result, markdown=markdown)
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-  output_dir = tmp_path_factory.mktemp("bench")
-  code = latency.main(["latency", "--quick", f"--output_dir={output_dir}",
-                       f"--repeats={REPEATS}"])
-  assert code == 0
-  markdown = (output_dir / "latency_quick.md").read_text(encoding="utf-8")
-  result = json.loads((output_dir / "latency_quick.json").read_text(
-      encoding="utf-8"))
-  return types.SimpleNamespace(markdown=markdown, result=result)
+def fast_run(tmp_path_factory):
+  shapes = ",".join(f"{b}x{s}" for b, s in FAST_SHAPES)
+  return _run(tmp_path_factory.mktemp("fast"), f"--rows={','.join(FAST_ROWS)}",
+              f"--shapes={shapes}", "--warmup=0", "--nomemory")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+  """Every row, at the --quick shapes (memory measured by `memory_run`)."""
+  return _run(tmp_path_factory.mktemp("full"), "--nomemory")
+
+
+@pytest.fixture(scope="module")
+def memory_run(tmp_path_factory):
+  """One row of each kind of process: TensorFlow, PyTorch, LiteRT."""
+  return _run(tmp_path_factory.mktemp("memory"), "--rows=ours,torch,tflite_none",
+              "--shapes=1x16")
+
+
+RUNS = [pytest.param("fast_run", id="fast"),
+        pytest.param("full_run", id="full", marks=pytest.mark.slow)]
 
 
 def _table(markdown):
+  """{row label: cells} of the markdown table, and its header."""
   lines = [line for line in markdown.splitlines() if line.startswith("|")]
-  return [[cell.strip() for cell in line.strip("|").split("|")]
-          for line in lines]
+  cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+  return cells[0], {row[0]: row[1:] for row in cells[2:]}
 
 
-def test_table_is_well_formed(quick):
-  table = _table(quick.markdown)
-  header, separator, rows = table[0], table[1], table[2:]
-  shapes = [tuple(s) for s in quick.result["shapes"]]
-  assert len(shapes) == 3
-  expected_header = ["row"]
-  for batch, seq in shapes:
-    expected_header += [f"b{batch}×{seq} ms/seq", "ratio"]
-  assert header[:len(expected_header)] == expected_header
-  assert header[len(expected_header):] == [
-      f"GFLOP/s (b{shapes[0][0]}×{shapes[0][1]})", "% of matmul", "peak MiB",
-      "rel. err vs ours"]
-  assert len(separator) == len(header)
-  assert [r[0] for r in rows] == [latency.ROW_NAMES[r] for r in latency.ROWS]
-  for row in rows:
-    assert len(row) == len(header)
-    for i in range(len(shapes)):
-      assert float(row[1 + 2 * i]) > 0
-      assert re.fullmatch(r"\d+\.\d\dx", row[2 + 2 * i])
-    assert float(row[-4]) > 0  # GFLOP/s
-    assert float(row[-2]) >= 0  # peak MiB
-    assert float(row[-1]) >= 0  # relative error
-  baseline = rows[latency.ROWS.index(latency.BASELINE)]
-  assert all(baseline[2 + 2 * i] == "1.00x" for i in range(len(shapes)))
+def _cpuinfo_model():
+  with open("/proc/cpuinfo", encoding="utf-8") as f:
+    names = [line.split(":", 1)[1].strip() for line in f
+             if line.startswith("model name")]
+  return names[0]
 
 
-def test_report_records_machine_flops_and_targets(quick):
-  markdown, result = quick.markdown, quick.result
-  machine = result["machine"]
-  assert machine["logical_cores"] == os.cpu_count()
-  assert machine["versions"]["tensorflow"]
-  assert machine["cpu"] in markdown
-  assert f"TensorFlow {machine['versions']['tensorflow']}" in markdown
-  assert "GFLOP per sequence" in markdown
-  assert result["matmul_gflops"] > 0
-  config = MobileBertConfig.from_dict(latency.QUICK_CONFIG)
-  assert result["flops"] == [latency.encoder_flops(config, b, s)
-                             for b, s in result["shapes"]]
-  targets = [line for line in markdown.splitlines() if line.startswith("- ")]
-  assert len(targets) == len(latency.TARGETS)
-  assert all(re.search(r": \d+\.\d\dx \(.*\) — (met|NOT met)", line)
-             for line in targets)
+# === The result files ===
 
 
-def test_json_has_every_repeat_and_rows_agree(quick):
-  result = quick.result
-  assert result["rows"] == list(latency.ROWS)
+@pytest.mark.parametrize("run_name", RUNS)
+def test_files_record_date_cpu_versions_and_flags(run_name, request):
+  run = request.getfixturevalue(run_name)
+  result, m = run.result, run.result["machine"]
+  stem = f"latency-{m['timestamp']}-{m['cpu_slug']}-quick"
+  assert os.path.basename(run.json_path) == stem + ".json"
+  assert os.path.basename(run.md_path) == stem + ".md"
+  assert re.fullmatch(r"\d{8}T\d{6}Z", m["timestamp"])
+  date = datetime.datetime.strptime(m["date"], "%Y-%m-%d %H:%M:%S UTC")
+  date = date.replace(tzinfo=datetime.timezone.utc)
+  assert abs(date - run.started) < datetime.timedelta(minutes=1)
+  if os.path.exists("/proc/cpuinfo"):
+    assert m["cpu"] == _cpuinfo_model()
+  assert m["cpu_slug"] == machine.cpu_slug(m["cpu"])
+  assert m["logical_cores"] == os.cpu_count()
+  for package in ("tensorflow", "tf_keras", "tf-models-official", "torch",
+                  "transformers"):
+    assert m["versions"][package] == importlib.metadata.version(package)
+  assert result["argv"] == run.argv[1:]
+  assert result["flags"]["quick"] is True
+  assert result["flags"]["repeats"] == REPEATS
+  assert result["quick"] is True
+  # The markdown says the same, and names its raw numbers.
+  markdown = run.markdown
+  assert m["date"] in markdown and m["cpu"] in markdown
+  assert f"TensorFlow {m['versions']['tensorflow']}" in markdown
+  assert f"torch {m['versions']['torch']}" in markdown
+  assert os.path.basename(run.json_path) in markdown
+
+
+@pytest.mark.parametrize("run_name", RUNS)
+def test_markdown_is_the_report_of_the_json(run_name, request):
+  run = request.getfixturevalue(run_name)
+  assert run.markdown == report.format_report(
+      run.result, os.path.basename(run.json_path))
+
+
+def test_quick_runs_never_default_to_the_committed_results():
+  assert latency.default_output_dir(quick=False) == os.path.join(
+      REPO_ROOT, "benchmarks", "results")
+  quick_dir = latency.default_output_dir(quick=True)
+  assert not quick_dir.startswith(os.path.join(REPO_ROOT, "benchmarks"))
+
+
+def test_cpu_slug():
+  assert (machine.cpu_slug("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz")
+          == "intel-xeon-platinum-8375c")
+  assert machine.cpu_slug("AMD EPYC") == "amd-epyc"
+  assert re.fullmatch(r"[a-z0-9-]+", machine.cpu_slug("??"))
+
+
+# === The rows ===
+
+
+@pytest.mark.parametrize("run_name", RUNS)
+def test_every_row_ran_and_agrees_with_ours(run_name, request):
+  result = request.getfixturevalue(run_name).result
+  expected = list(FAST_ROWS) if run_name == "fast_run" else list(
+      rows_lib.ROW_IDS)
+  assert result["rows"] == expected
   for timing in result["timings"]:
-    for row in latency.ROWS:
-      assert len(timing[row]["times"]) == REPEATS, row
-      assert timing[row]["ms_per_sequence"] > 0
-    # Every row holds the same weights as `ours`.
-    for row in ("ours_xla", "ours_frozen", "hub", "tflite_none", "tfm",
-                "tfm_xla", "tfm_frozen", "torch"):
-      assert timing[row]["relative_error_vs_ours"] < 1e-4, row
-    assert timing["tflite_float16"]["relative_error_vs_ours"] < 1e-2
-    assert timing["tflite_dynamic"]["cosine_vs_ours"] > 0.999
-  for row in latency.ROWS:
-    memory = result["memory"][row]
-    assert memory["peak_mib"] >= memory["baseline_mib"] > 0, row
+    for row_id in result["rows"]:
+      t, row = timing[row_id], rows_lib.BY_ID[row_id]
+      assert "error" not in t, (row_id, t.get("error"))
+      if row.is_float32:
+        assert t["relative_error_vs_ours"] <= 1e-5, row_id
+        assert t["pooled_relative_error_vs_ours"] <= 1e-5, row_id
+      elif row.quantization == "float16":
+        assert t["relative_error_vs_ours"] <= 1e-2, row_id
+      else:  # int8 weights: export.to_tflite's bar.
+        assert t["cosine_vs_ours"] >= 0.999, row_id
+        assert t["relative_error_vs_ours"] <= 5e-2, row_id
+    assert timing["ours"]["relative_error_vs_ours"] == 0
 
 
-def test_flop_formula():
+@pytest.mark.parametrize("run_name", RUNS)
+def test_ratios_are_the_medians_ratios(run_name, request):
+  run = request.getfixturevalue(run_name)
+  result = run.result
+  header, table = _table(run.markdown)
+  shapes = [tuple(s) for s in result["shapes"]]
+  assert header[1:1 + 2 * len(shapes)] == [
+      h for b, s in shapes for h in (f"b{b}×{s} ms/seq", "ratio")]
+  assert sorted(table) == sorted(result["row_names"].values())
+  for i, ((batch, _), timing) in enumerate(zip(shapes, result["timings"])):
+    base = timing[result["baseline"]]
+    for row_id in result["rows"]:
+      t = timing[row_id]
+      assert len(t["times"]) == REPEATS
+      assert t["ms_per_sequence"] == pytest.approx(
+          np.median(t["times"]) * 1e3 / batch, rel=1e-12)
+      assert t["ratio"] == pytest.approx(
+          t["ms_per_sequence"] / base["ms_per_sequence"], rel=1e-12)
+      cells = table[result["row_names"][row_id]]
+      assert cells[2 * i] == f"{t['ms_per_sequence']:.2f}"
+      assert cells[2 * i + 1] == f"{t['ratio']:.2f}x"
+    assert base["ratio"] == 1.0
+
+
+# === FLOPs ===
+
+
+def _graph_flops(encoder, batch, seq):
+  """2 x multiply-adds of every matmul op of the traced inference graph."""
+  spec = {name: tf.TensorSpec([batch, seq], tf.int32)
+          for name in ENCODER_INPUTS}
+  function = tf.function(lambda x: encoder(x, training=False))
+  graph = function.get_concrete_function(spec).graph
+  total, calls = 0, []
+  for op in graph.get_operations():
+    if op.type == "MatMul":
+      a, b = (t.shape for t in op.inputs)
+      rows_, inner = (a[1], a[0]) if op.get_attr("transpose_a") else a
+      cols = b[0] if op.get_attr("transpose_b") else b[1]
+      total += 2 * rows_ * inner * cols
+    elif op.type in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+      a = op.inputs[0].shape
+      inner = a[-2] if op.get_attr("adj_x") else a[-1]
+      total += 2 * op.outputs[0].shape.num_elements() * inner
+    elif op.type in ("Einsum", "Conv2D", "PartitionedCall",
+                     "StatefulPartitionedCall"):
+      calls.append(op.type)  # Would hide matmuls from this count.
+  assert not calls, calls
+  return total
+
+
+@pytest.mark.parametrize("changes, layout", [
+    ({}, "standard"), ({}, "heads_first"),
+    (dict(classifier_activation=True), "standard"),
+    (dict(use_bottleneck_attention=True), "standard"),
+    (dict(use_bottleneck=False), "standard"),
+    (dict(trigram_input=False, embedding_size=32), "standard"),
+    (dict(key_query_shared_bottleneck=False, intra_bottleneck_size=8),
+     "standard"),
+], ids=["tiny", "tiny_heads_first", "pooler", "bottleneck_attention",
+        "no_bottleneck", "no_trigram", "no_shared_bottleneck"])
+def test_flops_equal_the_traced_graphs_matmuls(changes, layout):
+  config = MobileBertConfig.from_dict({**helpers.TINY_CONFIG, **changes})
+  encoder = build_encoder(config, attention_layout=layout)
+  assert flops.encoder_flops(config, 2, 8) == _graph_flops(encoder, 2, 8)
+
+
+@pytest.mark.parametrize("run_name", RUNS)
+def test_result_flops_are_the_quick_configs(run_name, request):
+  result = request.getfixturevalue(run_name).result
+  config = MobileBertConfig.from_dict(latency.QUICK_CONFIG)
+  assert result["config"] == config.to_dict()
+  encoder = build_encoder(config)
+  assert result["flops"] == [_graph_flops(encoder, b, s)
+                             for b, s in result["shapes"]]
+
+
+def test_flops_of_the_english_model():
   opt = MobileBertConfig.from_preset(latency.DEFAULT_CONFIG)
   t, s = 128, 128
   h, w, i, f, e = 512, 128, 512, 4, 3 * 128
   block = 2 * t * (h * w + h * w + 2 * w * w + h * w + 2 * s * w + w * w
                    + 2 * f * w * i + w * h)
-  assert latency.encoder_flops(opt, 1, 128) == 2 * t * e * h + 24 * block
-  assert 5.3e9 < latency.encoder_flops(opt, 1, 128) < 5.45e9
-  assert latency.encoder_flops(opt, 8, 128) == 8 * latency.encoder_flops(
+  assert flops.encoder_flops(opt, 1, 128) == 2 * t * e * h + 24 * block
+  assert round(flops.encoder_flops(opt, 1, 128) / 1e9, 2) == 5.39
+  assert flops.encoder_flops(opt, 8, 128) == 8 * flops.encoder_flops(
       opt, 1, 128)
-  # A BERT block: 4 H^2 projections, 2 S H attention, 2 H I feed-forward.
-  bert = MobileBertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, intermediate_size=256)
-  t = 2 * 16
-  expected = 2 * (2 * t * (4 * 64 * 64 + 2 * 16 * 64 + 2 * 64 * 256))
-  expected += 2 * 2 * 64 * 64  # tanh pooler
-  assert latency.encoder_flops(bert, 2, 16) == expected
+
+
+# === Memory ===
+
+
+@pytest.mark.slow
+def test_every_row_has_its_peak_memory(memory_run):
+  result = memory_run.result
+  assert sorted(result["memory"]) == sorted(result["rows"])
+  for row_id, figures in result["memory"].items():
+    assert "error" not in figures, (row_id, figures)
+    assert figures["peak_mib"] >= figures["baseline_mib"] > 0, row_id
+    assert figures["increment_mib"] == pytest.approx(
+        figures["peak_mib"] - figures["baseline_mib"])
+  # The PyTorch and TFLite processes never load TensorFlow.
+  tf_baseline = result["memory"]["ours"]["baseline_mib"]
+  for row_id in ("torch", "tflite_none"):
+    assert result["memory"][row_id]["baseline_mib"] < tf_baseline, row_id
+
+
+def test_memory_process_of_torch_imports_no_tensorflow(tmp_path):
+  config = MobileBertConfig.from_dict(helpers.TINY_CONFIG)
+  (tmp_path / "config.json").write_text(config.to_json_string(),
+                                        encoding="utf-8")
+  script = (
+      "import sys; from benchmarks import memory; "
+      f"figures = memory.child('torch', {str(tmp_path)!r}, (1, 8)); "
+      "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; "
+      "print(figures['peak_mib'] >= figures['baseline_mib'] > 0)")
+  done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT,
+                        capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, USE_TF="0"), check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+# === Flags ===
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -127,8 +307,17 @@ def test_flop_formula():
     (["--shapes=1by128"], "--shapes must be like"),
     (["--config=/nonexistent/config.json"], "--config"),
     (["--quick", "--shapes=1x4096"], "exceeds the config's"),
+    (["--quick", "--repeats=0"], "--repeats must be at least 1"),
+    (["--bogus"], "bogus"),
 ])
 def test_bad_flags_exit_2(argv, message, capsys):
   assert latency.main(["latency", *argv]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and message in err[0]
+
+
+def test_row_patterns():
+  assert rows_lib.select("tflite_*") == [
+      "ours", "tflite_none", "tflite_dynamic", "tflite_float16", "tfm"]
+  assert rows_lib.select("ours*") == [
+      r for r in rows_lib.ROW_IDS if r.startswith("ours")] + ["tfm"]

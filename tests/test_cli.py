@@ -43,6 +43,13 @@ def test_first_line():
   assert cli.first_line(RuntimeError()) == "RuntimeError"
   assert cli.first_line(ValueError("x" * 300)).endswith("...")
   assert len(cli.first_line(ValueError("x" * 300), limit=None)) == 300
+  # An error from inside a tf.function names its innermost cause.
+  traced = ValueError(
+      "in user code:\n\n    File \"a.py\", line 3, in f  *\n        g()\n\n"
+      "    ValueError: Exception encountered when calling layer 'encoder'.\n"
+      "\n    in user code:\n\n        ValueError: Dimensions must be "
+      "equal, but are 128 and 64\n")
+  assert cli.first_line(traced) == "Dimensions must be equal, but are 128 and 64"
 
 
 def test_error_prints_one_line_and_returns_the_code(capsys):

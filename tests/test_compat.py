@@ -5,6 +5,10 @@ tf_keras, tensorflow_text or LiteRT upgrade that changes one fails here, by
 name, rather than deep inside an export.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # pylint: disable=unused-import
@@ -13,6 +17,8 @@ from official.nlp.modeling import layers as nlp_layers
 from official.nlp.tools import export_tfhub_lib
 
 from mobilebert_tf import _compat
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _checkpoint_keys(obj, directory):
@@ -103,3 +109,20 @@ def test_tflite_op_count():
   model = tf.lite.TFLiteConverter.from_concrete_functions(
       [module.f.get_concrete_function()], module).convert()
   assert _compat.tflite_op_count(model) == 2  # ADD, SUM
+
+
+def test_saved_model_cli_main_runs_tensorflows_tool(tmp_path):
+  """Through the shim that registers TF Text ops first (a fresh process)."""
+  module = tf.Module()
+  module.f = tf.function(lambda x: {"y": x * 2.0},
+                         input_signature=[tf.TensorSpec([None], tf.float32,
+                                                        name="x")])
+  tf.saved_model.save(module, str(tmp_path / "model"),
+                      signatures=module.f.get_concrete_function())
+  result = subprocess.run(
+      [sys.executable, "-m", "export.saved_model_cli", "run", "--dir",
+       str(tmp_path / "model"), "--tag_set", "serve", "--signature_def",
+       "serving_default", "--input_exprs", "x=[1.5, 2.0]"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "[3. 4.]" in result.stdout

@@ -348,8 +348,9 @@ def _copy_checkpoint(tf1_opt, tmp_path):
 def test_missing_checkpoint(tf1_opt, tmp_path, capsys):
   out = tmp_path / "out" / "ckpt"
   code = _run(tf1_opt["config"], tmp_path / "nowhere" / "model.ckpt", out)
-  _assert_usage_error(code, capsys, "TF1 checkpoint not found",
-                      "nowhere/model.ckpt.index")
+  _assert_usage_error(code, capsys, "Checkpoint not found",
+                      "nowhere/model.ckpt.index does not exist",
+                      "--tf1_checkpoint_path")
   assert not (tmp_path / "out").exists()
 
 
@@ -357,15 +358,16 @@ def test_missing_checkpoint_suggests_the_prefixes_there(tf1_opt, tmp_path,
                                                         capsys):
   code = _run(tf1_opt["config"], os.path.join(tf1_opt["dir"], "model.ckpt"),
               tmp_path / "out" / "ckpt")
-  _assert_usage_error(code, capsys, "TF1 checkpoint not found",
-                      "bert_model.ckpt")
+  _assert_usage_error(code, capsys, "Checkpoint not found",
+                      "Checkpoints in that directory: ", "bert_model.ckpt")
   assert not (tmp_path / "out").exists()
 
 
 def test_empty_directory(tf1_opt, tmp_path, capsys):
   (tmp_path / "empty").mkdir()
   code = _run(tf1_opt["config"], tmp_path / "empty", tmp_path / "out" / "c")
-  _assert_usage_error(code, capsys, "No TF1 checkpoint in directory")
+  _assert_usage_error(code, capsys, "No checkpoint in directory",
+                      "--tf1_checkpoint_path takes a checkpoint prefix")
   assert not (tmp_path / "out").exists()
 
 
@@ -421,6 +423,28 @@ def test_config_file_missing(tf1_opt, tmp_path, capsys):
   _assert_usage_error(code, capsys, "--bert_config_file",
                       "config file not found", "nope.json")
   assert not (tmp_path / "out").exists()
+
+
+def test_config_preset_name_is_accepted(tf1_opt, tmp_path, capsys):
+  """A preset name is read as that config (which this checkpoint misses)."""
+  code = _run("uncased_L-24_H-128_B-512_A-4_F-4_OPT", tf1_opt["prefix"],
+              tmp_path / "out" / "c")
+  _assert_usage_error(code, capsys, "The checkpoint lacks 1024 of the "
+                      "model's 1119 variables", "num_hidden_layers=24")
+  assert not (tmp_path / "out").exists()
+
+
+def test_stale_temporary_of_a_crashed_run_is_removed(tf1_opt, tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  process = subprocess.Popen([sys.executable, "-c", "pass"])
+  process.wait()  # A pid that no longer runs.
+  stale = out / f".ckpt.tmp-{process.pid}-crashed"
+  stale.mkdir()
+  (stale / "ckpt.index").write_bytes(b"half")
+  assert _run(tf1_opt["config"], tf1_opt["prefix"], out / "ckpt") == 0
+  assert sorted(os.listdir(out)) == ["ckpt.data-00000-of-00001",
+                                     "ckpt.index"]
 
 
 @pytest.mark.parametrize("text,fragment", [
@@ -514,6 +538,27 @@ def test_overwrite_replaces_and_removes_stale_shards(tf1_opt, tmp_path,
   assert sorted(os.listdir(tmp_path / "out")) == [
       "ckpt.data-00000-of-00001", "ckpt.index", "other.txt"]
   assert dict(tf.train.list_variables(str(out)))  # a real checkpoint now
+
+
+def test_staged_prefix_moves_the_index_last(tmp_path, monkeypatch):
+  """Checkpoint writers publish data files first, the index last."""
+  moved = []
+  replace = tf1_io.files.replace
+  monkeypatch.setattr(tf1_io.files, "replace", lambda staged, target: (
+      moved.append(os.path.basename(target)), replace(staged, target)))
+  prefix = str(tmp_path / "c")
+  tf1_io.write_tf1_checkpoint({"a": np.ones(2, np.float32)}, prefix)
+  assert moved == ["c.data-00000-of-00001", "c.index"]
+  np.testing.assert_array_equal(tf1_io.read_tf1_checkpoint(prefix)["a"],
+                                [1.0, 1.0])
+  with pytest.raises(FileExistsError, match="c.index already exists"):
+    tf1_io.write_tf1_checkpoint({"a": np.zeros(2)}, prefix, overwrite=False)
+  with pytest.raises(RuntimeError, match="boom"):
+    with tf1_io.staged_prefix(str(tmp_path / "d")) as tmp_prefix:
+      tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=["a"],
+                        shape_and_slices=[""], tensors=[np.ones(2)])
+      raise RuntimeError("boom")
+  assert sorted(os.listdir(tmp_path)) == ["c.data-00000-of-00001", "c.index"]
 
 
 def test_unmapped_variables(tf1_opt, tmp_path, capsys):

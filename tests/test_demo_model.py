@@ -9,11 +9,17 @@ import pytest
 import tensorflow as tf
 
 from checkpoints import name_map
+from checkpoints import restore
 from checkpoints import tf1_io
 from checkpoints.demo import corpus
 from checkpoints.demo import train_demo_model as demo
 from mobilebert_tf import MobileBertConfig
+from mobilebert_tf import build_pretrainer
+from mobilebert_tf import optimization
 from mobilebert_tf import preprocessing
+from mobilebert_tf import vocab as vocab_lib
+from training import evaluation
+from training import pretraining_data
 
 DEMO_DIR = demo.DEFAULT_OUTPUT_DIR
 CONFIG_FILE = os.path.join(DEMO_DIR, "bert_config.json")
@@ -38,9 +44,16 @@ def vocab():
   return preprocessing.read_vocab(VOCAB_FILE)
 
 
+def _load(config, prefix):
+  pretrainer = build_pretrainer(config, with_nsp=True)
+  assert restore.load_checkpoint(pretrainer, config, prefix,
+                                 log=lambda line: None) == "tf1"
+  return pretrainer
+
+
 @pytest.fixture(scope="module")
 def demo_pretrainer(config):
-  return demo.load_tf1_pretrainer(config, CHECKPOINT)
+  return _load(config, CHECKPOINT)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +80,7 @@ def test_config_is_the_demo_architecture(config, vocab):
 
 def test_vocab_has_special_tokens_and_the_config_size(config, vocab):
   assert len(vocab) == config.vocab_size
-  assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+  assert vocab[:5] == list(vocab_lib.SPECIAL_TOKENS)
   assert len(set(vocab)) == len(vocab)
   # Uncased: no upper-case letters outside the special tokens.
   assert not [t for t in vocab[5:] if t != t.lower()]
@@ -105,17 +118,17 @@ def test_heldout_masked_lm_accuracy(demo_pretrainer, config, vocab,
   lines = held_out_lines[:200]
   assert len(lines) == 200
   assert all(demo.is_held_out(line) for line in lines)
-  ids = demo.tokenize_lines(lines, VOCAB_FILE)
-  batch = demo.make_eval_examples(ids, demo.special_ids(vocab),
-                                  config.vocab_size, seq_length=64)
-  metrics = demo.mlm_accuracy(demo_pretrainer, batch)
+  ids = pretraining_data.tokenize_lines(lines, VOCAB_FILE)
+  batch = pretraining_data.make_eval_examples(
+      ids, pretraining_data.special_ids(vocab), seq_length=64)
+  metrics = evaluation.masked_lm_metrics(demo_pretrainer, batch)
   assert metrics["count"] > 300
   assert metrics["top1"] >= MIN_TOP1, metrics
   assert metrics["top5"] >= MIN_TOP5, metrics
 
 
 def test_fill_mask_predicts_plausible_words(demo_pretrainer, vocab):
-  predictions = demo.fill_mask(
+  predictions = demo.predict_masks(
       demo_pretrainer, vocab, VOCAB_FILE,
       ["Return a new [MASK] containing the items of the iterable.",
        "Return True if the object is an [MASK] of the class."])
@@ -126,7 +139,7 @@ def test_fill_mask_predicts_plausible_words(demo_pretrainer, vocab):
 
 def test_tokenizer_gives_the_preprocessor_ids(held_out_lines):
   lines = held_out_lines[:50]
-  ids = demo.tokenize_lines(lines, VOCAB_FILE)
+  ids = pretraining_data.tokenize_lines(lines, VOCAB_FILE)
   preprocessor = preprocessing.build_preprocessor(
       VOCAB_FILE, do_lower_case=True, seq_length=128,
       tokenize_with_offsets=False)
@@ -183,53 +196,42 @@ def test_held_out_split_is_about_five_percent():
   assert demo.split_corpus(lines) == (train, held_out)
 
 
-def test_pretraining_examples_follow_bert():
-  special = demo.Special(0, 1, 2, 3, 4)
-  rng = np.random.default_rng(0)
-  lines = [rng.integers(5, 100, rng.integers(1, 20)) for _ in range(300)]
-  batch = demo.make_pretraining_examples(np.random.default_rng(1), lines,
-                                         special, 100, 32, 5)
-  assert len(batch) > 50
-  for row in range(len(batch)):
-    length = batch.input_mask[row].sum()
-    ids = batch.input_word_ids[row]
-    assert ids[0] == special.cls and ids[length - 1] == special.sep
-    assert (ids[:length] == special.sep).sum() == 2
-    assert not ids[length:].any()
-    types = batch.input_type_ids[row][:length]
-    assert types[0] == 0 and types[-1] == 1 and (np.diff(types) >= 0).all()
-    n = int(batch.masked_lm_weights[row].sum())
-    assert n == min(5, max(1, round((length - 3) * 0.15)))
-    positions = batch.masked_lm_positions[row][:n]
-    assert (np.diff(positions) > 0).all()
-    assert not np.isin(batch.masked_lm_ids[row][:n],
-                       [special.cls, special.sep, special.pad]).any()
-  # About 80% of the masked positions show [MASK].
-  shown = np.take_along_axis(batch.input_word_ids, batch.masked_lm_positions,
-                             1)
-  weights = batch.masked_lm_weights > 0
-  assert 0.7 < (shown[weights] == special.mask).mean() < 0.9
-  assert 0.3 < batch.next_sentence_labels.mean() < 0.7
-
-
 # === The training script ===
 
 
-def test_training_script_runs_end_to_end(tmp_path, capsys):
+def test_training_script_runs_end_to_end(tmp_path, capsys, monkeypatch):
+  optimizers, shared = [], optimization.create_optimizer
+
+  def create_optimizer(*args, **kwargs):  # The shared path, recorded.
+    optimizers.append((args, kwargs))
+    return shared(*args, **kwargs)
+
+  monkeypatch.setattr(demo.optimization, "create_optimizer", create_optimizer)
   out = tmp_path / "demo"
   argv = ["train_demo_model", f"--output_dir={out}", "--steps=2",
           "--max_lines=200", "--vocab_size=200", "--num_hidden_layers=1",
-          "--batch_size=8", "--eval_every=0"]
+          "--batch_size=8", "--eval_every=0", "--warmup_fraction=0.5"]
   assert demo.main(argv) == 0
+  assert sorted(os.listdir(tmp_path)) == ["demo"]  # No temporaries.
   assert sorted(os.listdir(out)) == sorted(demo.OUTPUT_FILES)
+  assert optimizers == [(("adamw",), dict(
+      learning_rate=2e-3, num_train_steps=2, num_warmup_steps=1,
+      weight_decay_rate=0.01))]
   config = MobileBertConfig.from_json_file(str(out / "bert_config.json"))
   assert config.num_hidden_layers == 1
   assert len(preprocessing.read_vocab(str(out / "vocab.txt"))) == (
       config.vocab_size)
-  pretrainer = demo.load_tf1_pretrainer(config, str(out / "model.ckpt"))
+  pretrainer = _load(config, str(out / "model.ckpt"))
   assert pretrainer.next_sentence is not None
   readme = (out / "README.md").read_text(encoding="utf-8")
   assert "--max_lines=200" in readme and "--steps=2" in readme
+  assert "`mobilebert_tf.optimization.create_optimizer`" in readme
+  sizes = {name: os.path.getsize(out / name) for name in demo.OUTPUT_FILES}
+  for name, size in sizes.items():
+    if name != "README.md":
+      assert f"| `{name}` |" in readme and f"| {size:,} |" in readme, name
+  for sentence in demo.EXAMPLE_SENTENCES:
+    assert f"- {sentence} → `" in readme
   capsys.readouterr()
 
   # A second run refuses to overwrite.

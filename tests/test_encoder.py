@@ -102,6 +102,7 @@ def test_pretrainer_outputs(tiny_config, tiny_inputs):
   assert "next_sentence" not in build_pretrainer(tiny_config).checkpoint_items
 
 
+@pytest.mark.slow  # a learning test
 def test_trains_with_fit_inside_a_functional_model(tiny_config):
   tf_keras.utils.set_random_seed(1)
   encoder = build_encoder(tiny_config)

@@ -1,12 +1,15 @@
-"""TF-Hub SavedModel export: round trip, contract, TF1/TF2 checkpoints, CLI.
+"""TF-Hub SavedModel export: round trip, contract, rebuild, CLI.
 
 One export per module (`exported`): a tiny MobileBERT (the OPT layout with a
 pooler) filled with random values under the ORIGINAL TF1 names, written as a
-TF1 checkpoint with optimizer slots, exported by the CLI (converted on the
-fly), with a vocabulary built here. The source vocab file is deleted right
-after the export, so every load below also proves that the SavedModels do not
-need it. Outputs are compared with the in-memory model and with the NumPy
-reference of the original TF1 forward pass (`tests/tf1_reference.py`).
+TF1 checkpoint with optimizer slots, with a vocabulary built here, and
+exported by the CLI's demonstration run (no flags; the demo files replaced by
+these), converted on the fly, over an earlier demo export. The source vocab
+file is deleted right after the export, so every load below also proves that
+the SavedModels do not need it. Outputs are compared with the in-memory model
+(restored separately) and with the NumPy reference of the original TF1
+forward pass (`tests/tf1_reference.py`). Checkpoint restoring is tested in
+`tests/test_restore.py`.
 """
 
 import os
@@ -14,7 +17,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
+import contextlib
+import io
 import json
+import re
+import shutil
 import subprocess
 import sys
 import types
@@ -23,30 +30,38 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401  (ops of the preprocessor SavedModel)
 import tf_keras
-from official.projects.mobilebert import model_utils as tfm_model_utils
 
-from checkpoints import convert
-from export import hub_export
+from checkpoints import name_map
+from checkpoints import restore
+from checkpoints import tf1_io
+from export import encoder_model
+from export import encoder_savedmodel
+from export import pipeline
+from export import preprocessor_savedmodel
+from export import rebuild
 from export import to_savedmodel
+from export import verify
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
+from mobilebert_tf import fill_mask
+from mobilebert_tf.encoder import ENCODER_INPUTS
+from mobilebert_tf.numerics import relative_error
+from mobilebert_tf.vocab import SPECIAL_TOKENS
 from tests import tf1_reference
-from tests.tf1_reference import relative_error
-
-# tf-models-official 2.20.0's model_utils uses tf_keras without importing it.
-tfm_model_utils.tf_keras = tf_keras
 
 TOLERANCE = 1e-5
 CONFIG = dict(tf1_reference.TEST_CONFIGS["opt_pooler"])  # vocab 72, 2 blocks
-SEQ_LENGTH = 16
+# The demonstration's preprocessor length: min(128, max_position_embeddings).
+SEQ_LENGTH = CONFIG["max_position_embeddings"]
 
 # Variables of the exported encoder for CONFIG, pinned: 89 trainable encoder
 # weights (embedding 7, 2 blocks x 40 with 3 FFNs each, pooler 2) plus the
 # non-trainable `do_lower_case`. The `.mlm` model adds the head's 6 (transform
 # kernel/bias, layer norm gamma/beta, output bias, extra output weights).
 # A change here means the `_auto_track_sub_layers` workaround in
-# `hub_export._attach_untracked` (or the layer structure) changed.
+# `_compat.attach_without_weights` (or the layer structure) changed.
 NUM_ENCODER_TRAINABLE = 89
 NUM_ENCODER_VARIABLES = 90
 NUM_MLM_VARIABLES = 95
@@ -56,7 +71,7 @@ _WORDS = ("the a of to and is in it for list file return value none new "
           "raise if not does exist default create hello world error name "
           "type sum , . ! ( ) b c d e f g h i j k l m n o p q r s t u v w x "
           "y z")
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIAL = list(SPECIAL_TOKENS)
 
 
 def make_vocab(size):
@@ -97,29 +112,36 @@ def cli_args(files, export_path, *extra):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-  """Runs the CLI once (TF1 checkpoint, --overwrite over an old directory)."""
+  """Runs the CLI's demonstration once, over an earlier demo export."""
   root = tmp_path_factory.mktemp("export")
-  files = write_model_files(str(root / "source"))
-  export_path = str(root / "hub")
-  os.makedirs(os.path.join(export_path, "stale"))  # Replaced: --overwrite.
-  code = to_savedmodel.main(cli_args(files, export_path,
-                                     f"--seq_length={SEQ_LENGTH}",
-                                     "--overwrite"))
-  assert code == 0
+  demo_dir = str(root / "demo")
+  files = write_model_files(demo_dir, name=to_savedmodel.DEMO_CHECKPOINT)
+  export_path = str(root / to_savedmodel.DEMO_EXPORT_PATH)
+  for part in ("encoder", "preprocessor"):  # An earlier demo export.
+    os.makedirs(os.path.join(export_path, part))
+  with open(os.path.join(export_path, "encoder", "stale.txt"), "w") as f:
+    f.write("replaced")
+  stdout = io.StringIO()
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(to_savedmodel, "DEMO_DIR", demo_dir)
+    patch.chdir(root)
+    with contextlib.redirect_stdout(stdout):
+      code = to_savedmodel.main(["to_savedmodel"])
+  assert code == 0, stdout.getvalue()
   vocab = make_vocab(CONFIG["vocab_size"])
   os.remove(files.vocab_file)  # The SavedModels must not need it.
 
   config = MobileBertConfig.from_dict(CONFIG)
   pretrainer = build_pretrainer(config)
-  hub_export.load_checkpoint(pretrainer, config, files.checkpoint)
+  restore.load_checkpoint(pretrainer, config, files.checkpoint)
   preprocessor_dir = os.path.join(export_path, "preprocessor")
   return types.SimpleNamespace(
-      root=str(root), files=files, path=export_path,
+      root=str(root), files=files, path=export_path, stdout=stdout.getvalue(),
       preprocessor=hub.load(preprocessor_dir),
       encoder_dir=os.path.join(export_path, "encoder"),
       preprocessor_dir=preprocessor_dir,
       config=config, pretrainer=pretrainer, vocab=vocab,
-      core_model=hub_export.build_export_model(pretrainer),
+      core_model=encoder_model.build_export_model(pretrainer),
       layer=hub.KerasLayer(os.path.join(export_path, "encoder"),
                            trainable=True))
 
@@ -143,7 +165,11 @@ def find_lambda_layers(layer):
 
 def test_export_directory_layout(exported):
   assert sorted(os.listdir(exported.path)) == ["encoder", "preprocessor"]
-  leftovers = [n for n in os.listdir(exported.root) if n.startswith(".")]
+  assert "stale.txt" not in os.listdir(exported.encoder_dir)  # Replaced.
+  assert sorted(os.listdir(os.path.join(exported.encoder_dir, "assets"))) == [
+      "bert_config.json", "vocab.txt"]
+  parent = os.path.dirname(exported.path)
+  leftovers = [n for n in os.listdir(parent) if n.startswith(".")]
   assert not leftovers  # No temporary directories left beside the target.
 
 
@@ -159,7 +185,7 @@ def test_outputs_equal_model_and_tf1_reference(exported, batch, seq):
   model_out = exported.core_model(inputs, training=False)
   reference = tf1_reference.reference_forward(
       exported.files.variables, CONFIG, **raw)
-  assert set(hub_out) == set(hub_export.ENCODER_OUTPUTS)
+  assert set(hub_out) == set(encoder_model.ENCODER_OUTPUTS)
   width = CONFIG["hidden_size"]
   assert hub_out["pooled_output"].shape == (batch, width)
   assert hub_out["sequence_output"].shape == (batch, seq, width)
@@ -183,7 +209,7 @@ def test_mlm_equals_model_and_reference_with_same_top_k(exported):
   model_out = exported.core_model.mlm(inputs, training=False)
   reference = tf1_reference.reference_forward(
       exported.files.variables, CONFIG, **raw)
-  assert set(hub_out) == set(hub_export.MLM_OUTPUTS)
+  assert set(hub_out) == set(encoder_model.MLM_OUTPUTS)
   assert hub_out["mlm_logits"].shape == (3, 4, CONFIG["vocab_size"])
   for name in ("mlm_logits", "pooled_output", "sequence_output"):
     assert relative_error(hub_out[name], model_out[name]) <= TOLERANCE
@@ -262,6 +288,17 @@ def test_vocab_asset_do_lower_case_and_no_source_path(exported):
       assert source_dir not in f.read()
 
 
+def test_config_asset(exported):
+  """The config rides along: the model rebuilds from the SavedModel alone."""
+  loaded = exported.layer.resolved_object
+  path = loaded.bert_config_file.asset_path.numpy().decode()
+  assert path == os.path.join(exported.encoder_dir, "assets",
+                              encoder_savedmodel.CONFIG_ASSET)
+  assert MobileBertConfig.from_json_file(path) == exported.config
+  assert encoder_savedmodel.read_config(exported.encoder_dir) == (
+      exported.config)
+
+
 def test_serving_signatures(exported):
   _, inputs = encoder_inputs()
   loaded = exported.layer.resolved_object
@@ -302,23 +339,76 @@ def test_preprocessor_feeds_encoder(exported):
   assert int(special["mask_id"]) == SPECIAL.index("[MASK]")
 
 
-def test_mask_probe_inputs_and_top_k(exported):
-  mask_id = SPECIAL.index("[MASK]")
-  inputs = hub_export.mask_probe_inputs(
-      exported.preprocessor, ["Return the [MASK] of the list.",
-                              "[MASK] a [MASK]"], 12,
-      mask_id)
-  ids = inputs["input_word_ids"]
+def test_mask_inputs_and_top_k_ids_with_the_exported_preprocessor(exported):
+  """What the verification probes `.mlm` with (`mobilebert_tf.fill_mask`)."""
+  masked = fill_mask.mask_inputs(
+      ["Return the [MASK] of the list.", "[MASK] a [MASK]"],
+      exported.preprocessor, seq_length=12)
+  ids = masked.inputs["input_word_ids"]
   vocab = exported.vocab
-  assert [vocab[i] for i in ids[0][:9]] == [
-      "[CLS]", "return", "the", "[MASK]", "of", "the", "list", ".", "[SEP]"]
-  np.testing.assert_array_equal(inputs["masked_lm_positions"],
+  assert [vocab[i] for i in ids[0]] == [
+      "[CLS]", "return", "the", "[MASK]", "of", "the", "list", ".", "[SEP]",
+      "[PAD]", "[PAD]", "[PAD]"]
+  np.testing.assert_array_equal(masked.inputs["input_mask"][1],
+                                [1] * 5 + [0] * 7)
+  assert masked.positions == [[3], [1, 3]]
+  np.testing.assert_array_equal(masked.inputs["masked_lm_positions"],
                                 [[3, 3], [1, 3]])
   logits = np.zeros((2, 2, len(vocab)))
   logits[..., 7] = 1.0
-  tokens = hub_export.top_k_tokens(logits, inputs["masked_lm_positions"], ids,
-                                   mask_id, vocab, k=1)
-  assert tokens == [[[vocab[7]]], [[vocab[7]], [vocab[7]]]]
+  logits[1, 1, 9] = 2.0
+  assert fill_mask.top_k_ids(logits, masked.positions, k=2) == [
+      [[7, 0]], [[7, 0], [9, 7]]]
+  with pytest.raises(ValueError, match="at most seq_length=4 fit"):
+    fill_mask.mask_inputs(["Return the [MASK]."], exported.preprocessor,
+                          seq_length=4)
+
+
+# === Rebuilding from the SavedModel ===
+
+
+def test_rebuild_restores_every_variable_by_object_graph(exported):
+  rebuilt = rebuild.rebuild_export_model(exported.encoder_dir)
+  assert rebuilt.config == exported.config
+  want = exported.pretrainer.weights
+  got = rebuilt.pretrainer.weights
+  assert len(got) == len(want)
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert bool(rebuilt.export_model.do_lower_case.numpy())
+  raw, inputs = encoder_inputs()
+  inputs["masked_lm_positions"] = raw["masked_lm_positions"]
+  hub_mlm = exported.layer.resolved_object.mlm(inputs, training=False)
+  rebuilt_mlm = rebuilt.export_model.mlm(inputs, training=False)
+  for name in ("mlm_logits", "sequence_output", "pooled_output"):
+    assert relative_error(rebuilt_mlm[name], hub_mlm[name]) <= TOLERANCE
+
+
+def _copy_encoder(exported, tmp_path, config_change=None, drop_config=False):
+  copy = str(tmp_path / "encoder")
+  shutil.copytree(exported.encoder_dir, copy)
+  path = os.path.join(copy, "assets", encoder_savedmodel.CONFIG_ASSET)
+  if drop_config:
+    os.remove(path)
+  if config_change:
+    with open(path, "w") as f:
+      json.dump(dict(CONFIG, **config_change), f)
+  return copy
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(drop_config=True), "has no config asset .* Re-export"),
+    (dict(config_change=dict(num_hidden_layers=1)),
+     "its variables do not match the model rebuilt from its config asset "
+     ".* Re-export"),
+    (dict(config_change=dict(intermediate_size=20)),
+     "its variables do not match the model rebuilt from its config asset"),
+], ids=["no_config_asset", "fewer_blocks", "other_shapes"])
+def test_rebuild_refuses_a_savedmodel_that_does_not_fit(exported, tmp_path,
+                                                        change, message):
+  copy = _copy_encoder(exported, tmp_path, **change)
+  with pytest.raises(rebuild.RebuildError, match=message):
+    rebuild.rebuild_export_model(copy)
 
 
 # === Fine-tuning ===
@@ -332,7 +422,7 @@ def test_keras_fit_lowers_loss(exported):
   ids = rng.integers(5, CONFIG["vocab_size"], size=(n, seq)).astype(np.int32)
   labels = (ids[:, 1] % 2).astype(np.float32)  # Parity of the first word.
   inputs = {name: tf_keras.Input(shape=(seq,), dtype=tf.int32, name=name)
-            for name in hub_export.ENCODER_INPUTS}
+            for name in ENCODER_INPUTS}
   encoder = hub.KerasLayer(exported.encoder_dir, trainable=True)
   pooled = encoder(inputs)["pooled_output"]
   logits = tf_keras.layers.Dense(1)(pooled)
@@ -355,77 +445,16 @@ def test_keras_fit_lowers_loss(exported):
   assert sum(changed) > len(changed) // 2
 
 
-# === Checkpoint loading ===
-
-
-def test_load_our_tf2_checkpoint_and_directory(exported, tmp_path):
-  items = exported.pretrainer.checkpoint_items
-  prefix = tf.train.Checkpoint(**items).save(str(tmp_path / "ckpt"))
-  config = exported.config
-  for path in (prefix, str(tmp_path), prefix + ".index"):  # Or dir, file.
-    fresh = build_pretrainer(config)
-    assert hub_export.load_checkpoint(fresh, config, path) == "tf2"
-    for a, b in zip(fresh.weights, exported.pretrainer.weights):
-      np.testing.assert_array_equal(a.numpy(), b.numpy())
-
-
-def test_load_converter_checkpoint_with_nsp_head(exported, tmp_path):
-  """The converter keeps the NSP head; the exporter ignores it."""
-  summary = convert.convert(exported.config, exported.files.checkpoint,
-                            str(tmp_path / "converted"))
-  assert summary.with_nsp
-  fresh = build_pretrainer(exported.config)
-  assert hub_export.load_checkpoint(
-      fresh, exported.config, summary.tf2_checkpoint_path) == "tf2"
-  for a, b in zip(fresh.weights, exported.pretrainer.weights):
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-
-
-def test_load_tf_models_official_checkpoint(exported, tmp_path):
-  config = exported.config
-  theirs = tfm_model_utils.create_mobilebert_pretrainer(
-      tfm_model_utils.BertConfig.from_dict(config.to_dict()))
-  prefix = tf.train.Checkpoint(**theirs.checkpoint_items).save(
-      str(tmp_path / "tfm"))
-  ours = build_pretrainer(config)
-  assert hub_export.load_checkpoint(ours, config, prefix) == "tf2"
-  raw, inputs = encoder_inputs()
-  inputs["masked_lm_positions"] = raw["masked_lm_positions"]
-  want = theirs(inputs)
-  got = ours(inputs)
-  for name in ("sequence_output", "mlm_logits"):
-    assert relative_error(got[name], want[name]) <= TOLERANCE
-
-
-def test_checkpoint_of_another_config_is_rejected(exported, tmp_path):
-  deeper = exported.config.replace(num_hidden_layers=3)
-  prefix = tf.train.Checkpoint(
-      **build_pretrainer(deeper).checkpoint_items).write(str(tmp_path / "c"))
-  with pytest.raises(ValueError, match="does not fit the config: .* "
-                     "checkpoint variables the model does not have: "
-                     "encoder/layer_with_weights-3"):
-    hub_export.load_checkpoint(build_pretrainer(exported.config),
-                               exported.config, prefix)
-  wider = exported.config.replace(intermediate_size=20)
-  with pytest.raises(ValueError, match="shape mismatches"):
-    hub_export.load_checkpoint(build_pretrainer(wider), wider, prefix)
-
-
-def test_not_a_checkpoint(tmp_path):
-  with pytest.raises(FileNotFoundError, match="does not exist"):
-    hub_export.checkpoint_format(str(tmp_path / "nothing"))
-  (tmp_path / "bad.index").write_bytes(b"not a checkpoint")
-  with pytest.raises(ValueError, match="Cannot read checkpoint"):
-    hub_export.checkpoint_format(str(tmp_path / "bad"))
+# === Inputs ===
 
 
 def test_case_warning():
   uncased = make_vocab(CONFIG["vocab_size"])
   cased = uncased + [w.capitalize() for w in _WORDS.split() if len(w) > 1]
-  assert hub_export.case_warning(uncased, do_lower_case=True) is None
-  assert "an uncased model?" in hub_export.case_warning(uncased, False)
-  assert hub_export.case_warning(cased, do_lower_case=False) is None
-  assert "a cased model?" in hub_export.case_warning(cased, True)
+  assert pipeline.case_warning(uncased, do_lower_case=True) is None
+  assert "an uncased model?" in pipeline.case_warning(uncased, False)
+  assert pipeline.case_warning(cased, do_lower_case=False) is None
+  assert "a cased model?" in pipeline.case_warning(cased, True)
 
 
 # === CLI ===
@@ -469,6 +498,9 @@ BAD_CASES = {
     "missing_config": (dict(config_file="/nonexistent/bert_config.json"),
                        "config file not found"),
     "config_not_json": (dict(config_file="vocab"), "not valid JSON"),
+    "config_preset_does_not_fit": (
+        dict(config_file="uncased_L-24_H-128_B-512_A-4_F-4_OPT"),
+        "has 72 tokens but the config's vocab_size is 30522"),
     "missing_checkpoint": (dict(checkpoint="/nonexistent/model.ckpt"),
                            "not found"),
     "missing_vocab": (dict(vocab_file="/nonexistent/vocab.txt"),
@@ -518,8 +550,9 @@ def test_cli_bad_input_exits_2_with_one_line(bad_inputs, case, capsys):
   assert sorted(os.listdir(b.root)) == before  # Nothing written.
 
 
-def test_demo_default_arguments(tmp_path, monkeypatch, capsys):
-  """With no flags: the bundled demo files, build/demo_export, overwrite."""
+def test_demo_refuses_missing_files_and_foreign_directories(
+    tmp_path, monkeypatch, capsys):
+  """With no flags: the bundled demo files, and only a demo export replaced."""
   demo = tmp_path / "demo"
   monkeypatch.setattr(to_savedmodel, "DEMO_DIR", str(demo))
   monkeypatch.chdir(tmp_path)
@@ -527,30 +560,35 @@ def test_demo_default_arguments(tmp_path, monkeypatch, capsys):
   assert "demonstration model is missing" in capsys.readouterr().err
 
   write_model_files(str(demo))
-  seen = {}
-
-  def fake_write_export(prepared, export_path, **kwargs):
-    seen.update(kwargs, export_path=export_path, prepared=prepared)
-    return hub_export.ExportReport(
-        export_path=export_path, output_shapes={"pooled_output": (5, 32)},
-        predictions=[("Return the [MASK] of the list.", [["sum", "list"]])])
-
-  monkeypatch.setattr(hub_export, "write_export", fake_write_export)
-  # An earlier demo export is replaced; anything else is refused.
-  (tmp_path / "build" / "demo_export" / "encoder").mkdir(parents=True)
-  (tmp_path / "build" / "demo_export" / "preprocessor").mkdir()
-  assert to_savedmodel.main(["to_savedmodel"]) == 0
-  out = capsys.readouterr().out
-  assert seen["export_path"] == str(tmp_path / "build" / "demo_export")
-  assert seen["overwrite"] and seen["prepared"].do_lower_case
-  assert seen["prepared"].checkpoint_format == "tf1"
-  assert seen["seq_length"] == CONFIG["max_position_embeddings"]
-  assert "Return the [MASK] of the list." in out and "sum, list" in out
-  assert "hub.KerasLayer" in out
-
-  (tmp_path / "build" / "demo_export" / "mine.txt").write_text("keep")
+  foreign = tmp_path / "build" / "demo_export"
+  (foreign / "encoder").mkdir(parents=True)
+  (foreign / "preprocessor").mkdir()
+  (foreign / "mine.txt").write_text("keep")
   assert to_savedmodel.main(["to_savedmodel"]) == 2
   assert "not an earlier demo export" in capsys.readouterr().err
+  assert (foreign / "mine.txt").read_text() == "keep"
+
+
+def test_demo_prints_the_models_predictions(exported):
+  """The demonstration's [MASK] lines are the model's top 5.
+
+  The reference is the in-memory model restored separately from the TF1
+  checkpoint, through `fill_mask` with the exported preprocessor.
+  """
+  out = exported.stdout
+  assert out.startswith("Demonstration: exporting the bundled MobileBERT")
+  assert f"Exported to {exported.path} in " in out
+  assert "(checkpoint: tf1)" in out
+  assert "hub.KerasLayer" in out
+  masked = [s for s in verify.PROBE_SENTENCES if fill_mask.MASK_TEXT in s]
+  expected = fill_mask.fill_mask(masked, exported.preprocessor,
+                                 exported.pretrainer, vocab=exported.vocab)
+  lines = out.splitlines()
+  for sentence, per_mask in zip(masked, expected):
+    at = lines.index(f"  {sentence}")
+    for j, best in enumerate(per_mask):
+      tokens = ", ".join(entry["token"] for entry in best)
+      assert lines[at + 1 + j] == f"      -> {tokens}"
 
 
 def test_bundled_demo_model_fits_the_exporter(tmp_path):
@@ -558,7 +596,7 @@ def test_bundled_demo_model_fits_the_exporter(tmp_path):
   d = to_savedmodel.DEMO_DIR
   config = MobileBertConfig.from_json_file(
       os.path.join(d, to_savedmodel.DEMO_CONFIG))
-  prepared = hub_export.prepare_export(
+  prepared = pipeline.prepare_export(
       config, os.path.join(d, to_savedmodel.DEMO_CHECKPOINT),
       os.path.join(d, to_savedmodel.DEMO_VOCAB),
       to_savedmodel.DEMO_DO_LOWER_CASE, str(tmp_path / "demo_export"),
@@ -572,17 +610,99 @@ def test_verification_failure_leaves_nothing(tmp_path, monkeypatch, capsys):
   files = write_model_files(str(tmp_path / "source"))
 
   def failing_verify(*args, **kwargs):
-    raise hub_export.VerificationError("mlm_logits relative error 1.00e+00")
+    raise verify.VerificationError("mlm_logits relative error 1.00e+00")
 
   # Stand-ins for the slow writers: this test is about the cleanup.
-  monkeypatch.setattr(hub_export, "export_encoder",
+  monkeypatch.setattr(encoder_savedmodel, "export_encoder",
                       lambda *a, **k: os.makedirs(a[3]))
-  monkeypatch.setattr(hub_export.preprocessing, "export_preprocessor",
+  monkeypatch.setattr(preprocessor_savedmodel, "export_preprocessor",
                       lambda *a, **k: os.makedirs(a[2]))
-  monkeypatch.setattr(hub_export, "verify_export", failing_verify)
+  monkeypatch.setattr(verify, "verify_export", failing_verify)
   out = tmp_path / "out"
   out.mkdir()
   assert to_savedmodel.main(cli_args(files, str(out / "hub"))) == 1
   err = capsys.readouterr().err.strip()
   assert "verification failed" in err and len(err.splitlines()) == 1
+  assert "mlm_logits relative error 1.00e+00" in err
   assert not os.listdir(out)
+
+
+# === Ill-conditioned model ===
+
+
+# 3 NoNorm blocks wide enough for N(0, 0.2) weights to blow up.
+ILL_CONDITIONED = dict(CONFIG, num_hidden_layers=3, hidden_size=96,
+                       intra_bottleneck_size=32, intermediate_size=96)
+
+
+def _ill_conditioned_checkpoint(directory, config, seed=0):
+  """An original-format TF1 checkpoint with N(0, 0.2) weights.
+
+  Every kernel, bias and embedding table ~ N(0, 0.2); the NoNorms as a fresh
+  model has them (gamma 1, beta 0). Nothing rescales the activations: they
+  reach ~1e4 and the attention logits ~1e6 (measured in the test), where
+  float32 rounding differences between two traces are large.
+  """
+  rng = np.random.default_rng(seed)
+  table = name_map.tf1_to_keras(config, with_nsp=True)
+  variables = {}
+  for name, entry in table.items():
+    leaf = name.rsplit("/", 1)[-1]
+    if leaf == "gamma":
+      value = np.ones(entry.tf1_shape)
+    elif leaf == "beta":
+      value = np.zeros(entry.tf1_shape)
+    else:
+      value = rng.normal(0.0, 0.2, entry.tf1_shape)
+    variables[name] = value.astype(np.float32)
+  return tf1_io.write_tf1_checkpoint(
+      variables, os.path.join(directory, "model.ckpt"))
+
+
+@pytest.mark.slow
+def test_ill_conditioned_export_passes_its_own_verification(tmp_path,
+                                                            capsys):
+  """3 NoNorm blocks with N(0, 0.2) weights; the probe rows have padding.
+
+  The export traces the model as built (standard attention layout), as the
+  in-memory model it is compared with does, so their difference is float32
+  rounding of one graph: the verification's 1e-5 holds, not loosened.
+  """
+  cfg = ILL_CONDITIONED
+  config = MobileBertConfig.from_dict(cfg)
+  files = write_model_files(str(tmp_path / "source"), config=cfg)
+  prefix = _ill_conditioned_checkpoint(str(tmp_path / "ill"), config)
+  files.checkpoint = prefix
+  export_path = tmp_path / "hub"
+  export_path.mkdir()
+  (export_path / "old.txt").write_text("replaced")  # --overwrite
+  code = to_savedmodel.main(cli_args(files, str(export_path),
+                                     "--seq_length=16", "--overwrite"))
+  captured = capsys.readouterr()
+  assert code == 0, captured.err
+  assert sorted(os.listdir(export_path)) == ["encoder", "preprocessor"]
+  worst = re.search(r"max relative error (\S+) \(tolerance 1e-05\)",
+                    captured.out)
+  assert worst and float(worst.group(1)) <= TOLERANCE
+  print(f"ill-conditioned export: {worst.group(0)}")
+
+  # The model is as ill-conditioned as intended, on padded rows.
+  pretrainer = build_pretrainer(config, return_attention_logits=True)
+  restore.load_checkpoint(pretrainer, config, prefix)
+  preprocessor = hub.load(str(export_path / "preprocessor"))
+  inputs = {k: v.numpy() for k, v in preprocessor(
+      tf.constant(list(verify.PROBE_SENTENCES))).items()}
+  assert (inputs["input_mask"] == 0).any(axis=1).sum() >= 3  # padded rows
+  out = pretrainer.encoder_network(inputs, training=False)
+  activation = float(np.max(np.abs(out["sequence_output"])))
+  real = inputs["input_mask"].astype(bool)
+  pairs = real[:, None, :, None] & real[:, None, None, :]  # query, key real
+  logits = float(max(np.max(np.abs(np.asarray(x)[np.broadcast_to(
+      pairs, x.shape)])) for x in out["attention_logits"]))
+  print(f"ill-conditioned export: max |activation| {activation:.2e}, "
+        f"max |attention logit| {logits:.2e}")
+  assert activation > 1e3 and logits > 1e5
+  # An independent check of the published export on those rows.
+  layer = hub.KerasLayer(str(export_path / "encoder"))
+  got = layer(inputs, training=False)["sequence_output"]
+  assert relative_error(got, out["sequence_output"]) <= TOLERANCE

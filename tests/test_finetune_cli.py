@@ -1,4 +1,4 @@
-"""`python -m examples.finetune_classifier`: end to end on the bundled TSV.
+"""`python -m training.run_classifier`: end to end on the bundled TSV.
 
 The encoder is a tiny MobileBERT with random weights (no pretrained model is
 bundled); the bundled sentences (tests/data/sst_tiny) are labelled by
@@ -18,12 +18,14 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from examples import finetune_classifier as fc
-from export import hub_export
+from export import encoder_savedmodel
+from export import preprocessor_savedmodel
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf import preprocessing
 from mobilebert_tf.fill_mask import fill_mask
+from training import run_classifier as rc
+from training import tsv
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "sst_tiny")
 TRAIN, DEV = os.path.join(DATA, "train.tsv"), os.path.join(DATA, "dev.tsv")
@@ -36,7 +38,7 @@ NEW_SENTENCES = ["a wonderful , touching film .", "dull and tedious .",
 
 
 def _dev_sentences_and_labels():
-  data = fc.read_tsv(DEV)
+  data = tsv.read_tsv(DEV)
   return data.texts[0], np.array([int(label) for label in data.labels])
 
 
@@ -45,7 +47,7 @@ def model_dir(tmp_path_factory):
   """DIR with vocab.txt, bert_config.json, a TF2 checkpoint, and the TF-Hub
   style DIR/encoder and DIR/preprocessor of a random tiny MobileBERT."""
   directory = tmp_path_factory.mktemp("model")
-  sentences = fc.read_tsv(TRAIN).texts[0] + fc.read_tsv(DEV).texts[0]
+  sentences = tsv.read_tsv(TRAIN).texts[0] + tsv.read_tsv(DEV).texts[0]
   words = sorted({w for s in sentences for w in s.split()})
   chars = sorted({c for w in words for c in w})
   tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
@@ -70,72 +72,121 @@ def model_dir(tmp_path_factory):
   pretrainer = build_pretrainer(config)
   checkpoint = tf.train.Checkpoint(**pretrainer.checkpoint_items).save(
       str(directory / "checkpoint" / "model"))
-  hub_export.export_encoder(pretrainer, vocab_file, True,
-                            str(directory / "encoder"))
-  preprocessing.export_preprocessor(vocab_file, True,
-                                    str(directory / "preprocessor"),
-                                    seq_length=32)
+  encoder_savedmodel.export_encoder(pretrainer, vocab_file, True,
+                                    str(directory / "encoder"))
+  preprocessor_savedmodel.export_preprocessor(
+      vocab_file, True, str(directory / "preprocessor"), seq_length=32)
   return dict(dir=directory, vocab_file=vocab_file, config_file=config_file,
               checkpoint=checkpoint, pretrainer=pretrainer)
 
 
-def test_cli_finetunes_a_hub_export_end_to_end(model_dir, tmp_path, capsys):
+def _hub_flags(model_dir):
+  return [f"--encoder={model_dir['dir'] / 'encoder'}",
+          f"--preprocessor={model_dir['dir'] / 'preprocessor'}"]
+
+
+def _check_serving_model(export_path, sentences):
+  """The exported SavedModel: raw strings in, probabilities and label out."""
+  with open(os.path.join(export_path, rc.LABELS_FILE)) as f:
+    assert f.read() == "0\n1\n"
+  serve = tf.saved_model.load(export_path).signatures["serving_default"]
+  result = serve(sentence=tf.constant(sentences))
+  probabilities = result["probabilities"].numpy()
+  assert probabilities.shape == (len(sentences), 2)
+  assert probabilities.dtype == np.float32
+  assert ((probabilities > 0) & (probabilities < 1)).all()
+  np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+  np.testing.assert_array_equal(result["label"].numpy().astype(str),
+                                probabilities.argmax(-1).astype(str))
+  return probabilities
+
+
+@pytest.mark.slow
+def test_cli_learns_from_a_hub_export(model_dir, tmp_path, capsys):
   export_path = str(tmp_path / "classifier")
-  code = fc.main(["finetune_classifier", f"--train_file={TRAIN}",
-                  f"--eval_file={DEV}",
-                  f"--encoder={model_dir['dir'] / 'encoder'}",
-                  f"--preprocessor={model_dir['dir'] / 'preprocessor'}",
-                  f"--export_path={export_path}"] + TRAINING_FLAGS)
+  code = rc.main(["run_classifier", f"--train_file={TRAIN}",
+                  f"--eval_file={DEV}", f"--export_path={export_path}"] +
+                 _hub_flags(model_dir) + TRAINING_FLAGS)
   out = capsys.readouterr().out
   assert code == 0, out
   assert "Epoch 10/10" in out and "val_accuracy" in out  # Eval every epoch.
   assert "max |difference| 0" in out
-  with open(os.path.join(export_path, fc.LABELS_FILE)) as f:
-    assert f.read() == "0\n1\n"
-  assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
-  # The SavedModel takes raw strings (preprocessing inside).
-  serve = tf.saved_model.load(export_path).signatures["serving_default"]
   sentences, labels = _dev_sentences_and_labels()
-  result = serve(sentence=tf.constant(sentences))
-  probabilities = result["probabilities"].numpy()
-  assert probabilities.shape == (len(sentences), 2)
-  np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
-  predicted = probabilities.argmax(-1)
-  np.testing.assert_array_equal(result["label"].numpy().astype(str),
-                                predicted.astype(str))
-  accuracy = np.mean(predicted == labels)
+  probabilities = _check_serving_model(export_path, sentences)
+  accuracy = np.mean(probabilities.argmax(-1) == labels)
   print(f"hub export: dev accuracy {accuracy:.3f}")
   assert accuracy >= 0.85, accuracy  # Chance: 0.5.
-  # Refuses to overwrite without --overwrite.
-  code = fc.main(["finetune_classifier", f"--train_file={TRAIN}",
-                  f"--eval_file={DEV}",
-                  f"--encoder={model_dir['dir'] / 'encoder'}",
-                  f"--preprocessor={model_dir['dir'] / 'preprocessor'}",
-                  f"--export_path={export_path}"])
-  assert code == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_fresh_process_finetunes_a_hub_export(model_dir, tmp_path):
+  # A new interpreter: nothing imported yet registers tensorflow_text's ops,
+  # which the preprocessor SavedModel needs.
+  export_path = tmp_path / "classifier"
+  result = subprocess.run(
+      [sys.executable, "-m", "training.run_classifier",
+       f"--train_file={DEV}", f"--eval_file={DEV}",
+       f"--export_path={export_path}", "--epochs=1", "--batch_size=32",
+       "--seq_length=32"] + _hub_flags(model_dir),
+      cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Data: 96 training examples" in result.stdout
+  assert "max |difference| 0" in result.stdout
+  assert sorted(os.listdir(tmp_path)) == ["classifier"]  # No temporaries.
+  sentences, _ = _dev_sentences_and_labels()
+  _check_serving_model(str(export_path), sentences + NEW_SENTENCES)
 
 
 def test_finetune_from_a_tf2_checkpoint_matches_its_serving_model(
     model_dir, tmp_path):
-  values = fc.parse_flags([
-      "finetune_classifier", f"--train_file={TRAIN}", f"--eval_file={DEV}",
+  values = rc.parse_flags([
+      "run_classifier", f"--train_file={DEV}", f"--eval_file={DEV}",
       f"--bert_config_file={model_dir['config_file']}",
       f"--init_checkpoint={model_dir['checkpoint']}",
       f"--vocab_file={model_dir['vocab_file']}", "--do_lower_case",
-      f"--export_path={tmp_path / 'classifier'}"] + TRAINING_FLAGS)
-  result = fc.finetune(values, log=lambda line: None)
-  print(f"TF2 checkpoint: dev accuracy {result.eval_accuracy:.3f}")
-  assert result.eval_accuracy >= 0.85  # Chance: 0.5.
+      f"--export_path={tmp_path / 'classifier'}", "--epochs=1",
+      "--batch_size=32", "--seq_length=32"])
+  result = rc.finetune(values, log=lambda line: None)
   assert result.label_names == ["0", "1"]
-  assert result.max_abs_diff <= fc.VERIFY_ATOL
-  serve = tf.saved_model.load(result.export_path).signatures[
-      "serving_default"]
+  assert result.max_abs_diff <= rc.VERIFY_ATOL
+  assert len(result.history["loss"]) == 1
   sentences, _ = _dev_sentences_and_labels()
   sentences = sentences + NEW_SENTENCES
-  exported = serve(sentence=tf.constant(sentences))["probabilities"].numpy()
+  exported = _check_serving_model(result.export_path, sentences)
   in_memory = result.model([tf.constant(sentences)]).numpy()
   np.testing.assert_allclose(exported, in_memory, atol=1e-6)
   np.testing.assert_array_equal(exported.argmax(-1), in_memory.argmax(-1))
+  # The encoder started from the checkpoint and was trained: 3 Adam steps
+  # move each weight by at most about 3 learning rates.
+  trained = result.model.get_layer("classifier").encoder_network
+  source = model_dir["pretrainer"].encoder_network
+  assert len(trained.trainable_variables) == len(source.trainable_variables)
+  changes = [np.abs(a.numpy() - b.numpy()).max() for a, b in
+             zip(trained.trainable_variables, source.trainable_variables)]
+  assert max(changes) <= 10 * 3 * values.learning_rate, max(changes)
+  assert max(changes) > 0
+
+
+def test_refuses_to_overwrite_before_training(model_dir, tmp_path, capsys):
+  export_path = tmp_path / "classifier"
+  export_path.mkdir()
+  (export_path / "keep").write_text("x")
+  code = rc.main(["run_classifier", f"--train_file={TRAIN}",
+                  f"--eval_file={DEV}", f"--export_path={export_path}"] +
+                 _hub_flags(model_dir))
+  err = capsys.readouterr().err
+  assert code == 2 and "--overwrite" in err
+  assert len(err.strip().splitlines()) == 1
+  assert os.listdir(export_path) == ["keep"]
+
+
+def test_accepts_a_preset_name_for_bert_config_file(tmp_path):
+  values = rc.parse_flags([
+      "run_classifier", f"--train_file={TRAIN}", f"--eval_file={DEV}",
+      "--bert_config_file=uncased_L-24_H-128_B-512_A-4_F-4_OPT",
+      f"--init_checkpoint={tmp_path / 'ckpt'}",
+      f"--vocab_file={TRAIN}", f"--export_path={tmp_path / 'out'}"])
+  assert values.bert_config_file == "uncased_L-24_H-128_B-512_A-4_F-4_OPT"
 
 
 def test_fill_mask_on_the_exported_encoder_equals_in_memory(model_dir):
@@ -194,7 +245,7 @@ def test_bad_input_exits_2_naming_file_and_line(tmp_path, capsys, train, dev,
   dev_file = _write(tmp_path / "dev.tsv", dev) if dev is not None else DEV
   encoder = tmp_path / "encoder"  # Never loaded: the data is checked first.
   encoder.mkdir()
-  code = fc.main(["finetune_classifier", f"--train_file={train_file}",
+  code = rc.main(["run_classifier", f"--train_file={train_file}",
                   f"--eval_file={dev_file}", f"--encoder={encoder}",
                   f"--preprocessor={encoder}",
                   f"--export_path={tmp_path / 'out'}"])
@@ -216,19 +267,38 @@ def test_bad_input_exits_2_naming_file_and_line(tmp_path, capsys, train, dev,
     ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--export_path=x",
       "--encoder=/nonexistent", "--preprocessor=/nonexistent"],
      "does not exist"),
+    ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--export_path=x",
+      "--bert_config_file=no_such_config.json", "--init_checkpoint=c",
+      f"--vocab_file={TRAIN}"],
+     "--bert_config_file: no_such_config.json does not exist (and is not a "
+     "preset: "),
     (["--epochs=0"], "epochs"),
     (["--no_such_flag=1"], "no_such_flag"),
 ], ids=["no_flags", "no_source", "half_source", "mixed_sources",
-        "missing_dir", "bad_epochs", "unknown_flag"])
+        "missing_dir", "missing_config", "bad_epochs", "unknown_flag"])
 def test_bad_flags_exit_2(capsys, flags, message):
-  assert fc.main(["finetune_classifier"] + flags) == 2
+  assert rc.main(["run_classifier"] + flags) == 2
   err = capsys.readouterr().err
   assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_help_as_a_subprocess():
   result = subprocess.run(
-      [sys.executable, "-m", "examples.finetune_classifier", "--help"],
+      [sys.executable, "-m", "training.run_classifier", "--help"],
       cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 0, result.stderr
   assert "--train_file" in result.stdout and "--encoder" in result.stdout
+
+
+def test_seq_length_longer_than_the_encoders_positions_exits_2(model_dir,
+                                                               tmp_path,
+                                                               capsys):
+  """Named before training (it used to fail inside the first step)."""
+  export_path = tmp_path / "classifier"
+  assert rc.main(["run_classifier", f"--train_file={DEV}",
+                  f"--eval_file={DEV}", f"--export_path={export_path}",
+                  "--seq_length=100"] + _hub_flags(model_dir)) == 2
+  err = capsys.readouterr().err
+  assert "--seq_length (100) exceeds the max_position_embeddings (64)" in err
+  assert len(err.strip().splitlines()) == 1
+  assert not export_path.exists()

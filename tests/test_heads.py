@@ -431,6 +431,7 @@ def _sentences():
   return [r[0] for r in rows], np.array([int(r[1]) for r in rows])
 
 
+@pytest.mark.slow  # a learning test
 def test_sequence_classification_learns_sentence_sentiment():
   tf_keras.utils.set_random_seed(SEED)
   sentences, labels = _sentences()
@@ -570,6 +571,7 @@ def test_next_sentence_prediction_tells_continuations_from_random_text():
   assert accuracy >= 0.8, accuracy  # Chance: 0.5.
 
 
+@pytest.mark.slow  # a learning test
 def test_masked_lm_learns_to_continue_a_counting_sequence():
   """Sequences count up (t, t+1, ...); the masked number follows."""
   tf_keras.utils.set_random_seed(SEED)

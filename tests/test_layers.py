@@ -214,6 +214,7 @@ def test_mask_is_binarized(rule):
     np.testing.assert_array_equal(logits, -6.0)
 
 
+@pytest.mark.slow  # a learning test
 def test_transformer_training_step_reduces_loss():
   tf_keras.utils.set_random_seed(0)
   layer = MobileBertTransformer(hidden_size=16, num_attention_heads=2,

@@ -18,6 +18,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from transformers import BertTokenizerFast
 
+from export import preprocessor_savedmodel
+from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import preprocessing
 from mobilebert_tf import vocab
 from tests import text_corpus
@@ -246,7 +248,7 @@ def exported(vocab_files, tmp_path_factory):
   vocab_file = str(source_dir / "vocab.txt")
   shutil.copyfile(vocab_files[True], vocab_file)
   export_dir = str(root / "preprocessor")
-  result = preprocessing.export_preprocessor(vocab_file, True, export_dir,
+  result = preprocessor_savedmodel.export_preprocessor(vocab_file, True, export_dir,
                                              seq_length=32)
   assert result == export_dir
   shutil.rmtree(source_dir)
@@ -265,8 +267,9 @@ def test_export_no_source_path_and_asset(exported):
   assert source_dir.encode() not in pb
   assert b"source_vocab_dir_xyz" not in pb
   assert os.listdir(os.path.join(export_dir, "assets")) == ["vocab.txt"]
+  # No temporary left beside it.
   assert not [n for n in os.listdir(os.path.dirname(export_dir))
-              if n.startswith(".tmp_preprocessor_")]
+              if n.startswith(".")]
 
 
 def test_export_hub_load_matches_in_memory(loaded, corpus, preprocessors):
@@ -323,7 +326,7 @@ def test_export_bert_pack_inputs_keras_layer(loaded, seq_length):
 def test_export_refuses_existing_dir(exported, vocab_files):
   export_dir, _ = exported
   with pytest.raises(FileExistsError, match="overwrite=True"):
-    preprocessing.export_preprocessor(vocab_files[True], True, export_dir)
+    preprocessor_savedmodel.export_preprocessor(vocab_files[True], True, export_dir)
 
 
 @pytest.mark.parametrize("content, match", [
@@ -342,12 +345,22 @@ def test_bad_vocab(tmp_path, content, match):
     preprocessing.build_preprocessor(str(path), True)
 
 
+def test_check_vocab(vocab_files):
+  tokens = preprocessing.read_vocab(vocab_files[True])
+  config = MobileBertConfig(vocab_size=len(tokens))
+  assert preprocessing.check_vocab(vocab_files[True], config) == tokens
+  other = config.replace(vocab_size=len(tokens) + 1)
+  with pytest.raises(ValueError, match=f"has {len(tokens)} tokens but the "
+                     f"config's vocab_size is {len(tokens) + 1}"):
+    preprocessing.check_vocab(vocab_files[True], other)
+
+
 def test_missing_vocab_file(tmp_path):
   missing = str(tmp_path / "nope.txt")
   with pytest.raises(FileNotFoundError, match="nope.txt"):
     preprocessing.build_preprocessor(missing, True)
   with pytest.raises(FileNotFoundError, match="nope.txt"):
-    preprocessing.export_preprocessor(missing, True, str(tmp_path / "out"))
+    preprocessor_savedmodel.export_preprocessor(missing, True, str(tmp_path / "out"))
   assert not (tmp_path / "out").exists()
 
 

@@ -25,43 +25,54 @@ writes into `--output_dir` (default: this directory):
 Data: 5% of the corpus lines (those with `is_held_out(line)`, a hash of the
 text) are held out: the vocabulary and the training examples come from the
 other 95%, and the held-out lines measure masked-LM accuracy at the end.
-Training examples are BERT's: `[CLS] A [SEP] B [SEP]` with B the lines that
+Training examples are BERT's, from the project's generator
+(`training.pretraining_data`): `[CLS] A [SEP] B [SEP]` with B the lines that
 follow A (50%) or lines from elsewhere (50%, NSP label 1); 15% of the word
 pieces are predicted (80% `[MASK]`, 10% a random piece, 10% unchanged);
 masking is redrawn every epoch. Tokenization is the project's
 `mobilebert_tf.preprocessing` (BERT's WordPiece), so the ids are those the
 exported preprocessor gives.
 
-The files are written to a temporary directory inside `--output_dir` and
-moved into place when complete; existing files are kept unless
-`--overwrite`. Exit codes: 0 done, 2 usage error (one line on stderr).
+Training: AdamW from the project's one optimizer path
+(`mobilebert_tf.optimization.create_optimizer`: linear warm-up and decay,
+weight decay on kernels and embeddings, gradients clipped at norm 1).
+Evaluation: `training.evaluation.masked_lm_metrics`; example predictions:
+`mobilebert_tf.fill_mask`; the README: `checkpoints.demo.readme`.
+
+Nothing is written until training is done; then each file is written
+beside its target and renamed into place (`mobilebert_tf.files`); existing
+files are kept unless `--overwrite`. Exit codes: 0 done, 2 usage error (one
+line on stderr).
 """
 
-import collections
 import datetime
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
-import textwrap
 import time
 import zlib
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from absl import flags
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from checkpoints import name_map
 from checkpoints import tf1_io
 from checkpoints.demo import corpus
+from checkpoints.demo import readme
+from checkpoints.demo.readme import EXAMPLE_SENTENCES
 import mobilebert_tf
 from mobilebert_tf import cli
+from mobilebert_tf import files
+from mobilebert_tf import optimization
 from mobilebert_tf import preprocessing
 from mobilebert_tf import vocab as vocab_lib
+from mobilebert_tf.fill_mask import fill_mask
+from training import evaluation
+from training import pretraining_data
 
 OUTPUT_FILES = ("bert_config.json", "vocab.txt", "model.ckpt.index",
                 "model.ckpt.data-00000-of-00001", "README.md")
@@ -92,20 +103,6 @@ DEMO_CONFIG = dict(
     classifier_activation=False,
 )
 
-# Masked sentences shown in the README (and a sanity check for a reader).
-EXAMPLE_SENTENCES = (
-    "Return a new [MASK] containing the items of the iterable.",
-    "If the file does not [MASK], an exception is raised.",
-    "Raise ValueError if the value is not [MASK].",
-    "The default [MASK] is None.",
-    "Return True if the object is an [MASK] of the class.",
-    "This function is not thread [MASK].",
-)
-
-# Held-out evaluation: the fraction of pieces masked, and its seed.
-EVAL_MASK_RATE = 0.15
-EVAL_SEED = 1234
-
 _PROGRAM = "python -m checkpoints.demo.train_demo_model"
 
 
@@ -124,14 +121,15 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_integer("max_predictions", 10,
                        "Masked positions per example (15% of seq_length).",
                        **define)
-  flags.DEFINE_float("learning_rate", 2e-3, "Peak learning rate (AdamW).",
-                     **define)
+  flags.DEFINE_float("learning_rate", 2e-3, "Learning rate (AdamW, "
+                     "mobilebert_tf.optimization).", **define)
   flags.DEFINE_float("warmup_fraction", 0.05,
                      "Fraction of the steps with a linear warm-up; then "
                      "linear decay to 0.", **define)
   flags.DEFINE_float("weight_decay", 0.01,
-                     "AdamW weight decay (not on biases, norms and "
-                     "embeddings).", **define)
+                     "AdamW weight decay (not on biases and norms: "
+                     "mobilebert_tf.optimization.uses_weight_decay).",
+                     **define)
   flags.DEFINE_integer("vocab_size", 4000,
                        "Target vocabulary size; the learner may return "
                        "fewer.", **define)
@@ -172,212 +170,6 @@ def split_corpus(lines: Sequence[str]):
   return train, held_out
 
 
-def tokenize_lines(lines: Sequence[str], vocab_file: str,
-                   do_lower_case: bool = True,
-                   batch_size: int = 4096) -> List[np.ndarray]:
-  """Word-piece ids of each line, with the project's BERT tokenizer.
-
-  Args:
-    lines: sequence of str.
-    vocab_file: str. The vocabulary.
-    do_lower_case: bool. Defaults to True.
-    batch_size: int. Lines per tokenizer call. Defaults to 4096.
-
-  Returns:
-    A list of int32 arrays `[pieces]`, one per line (no special tokens).
-  """
-  tokenizer = preprocessing.BertWordpieceTokenizer(
-      vocab_file=vocab_file, lower_case=do_lower_case)
-  result = []
-  for start in range(0, len(lines), batch_size):
-    batch = tf.constant(list(lines[start:start + batch_size]))
-    pieces = tokenizer(batch).merge_dims(1, 2)  # [batch, (pieces)]
-    result.extend(np.asarray(row, np.int32) for row in pieces.to_list())
-  return result
-
-
-class Special(NamedTuple):
-  pad: int
-  unk: int
-  cls: int
-  sep: int
-  mask: int
-
-
-def special_ids(vocab: Sequence[str]) -> Special:
-  index = {token: i for i, token in enumerate(vocab)}
-  return Special(*(index[t] for t in
-                   ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")))
-
-
-def _mask_pieces(rng, ids, candidates, num_predict, special, vocab_size,
-                 random_replace):
-  """Masks `num_predict` of `candidates` positions of `ids` in place.
-
-  Returns:
-    (positions, labels), sorted by position.
-  """
-  chosen = np.sort(rng.choice(candidates, num_predict, replace=False))
-  labels = ids[chosen].copy()
-  for pos in chosen:
-    draw = rng.random() if random_replace else 0.0
-    if draw < 0.8:
-      ids[pos] = special.mask
-    elif draw < 0.9:
-      ids[pos] = rng.integers(len(special), vocab_size)
-    # else: keep the original piece.
-  return chosen, labels
-
-
-class Batch(NamedTuple):
-  """Model inputs and targets, numpy arrays with a leading example axis."""
-  input_word_ids: np.ndarray  # int32 [n, seq]
-  input_mask: np.ndarray  # int32 [n, seq]
-  input_type_ids: np.ndarray  # int32 [n, seq]
-  masked_lm_positions: np.ndarray  # int32 [n, P]
-  masked_lm_ids: np.ndarray  # int32 [n, P]
-  masked_lm_weights: np.ndarray  # float32 [n, P]
-  next_sentence_labels: np.ndarray  # int32 [n]
-
-  def inputs(self, index=slice(None)):
-    return dict(input_word_ids=self.input_word_ids[index],
-                input_mask=self.input_mask[index],
-                input_type_ids=self.input_type_ids[index],
-                masked_lm_positions=self.masked_lm_positions[index])
-
-  def __len__(self):
-    return len(self.input_word_ids)
-
-  def take(self, index):
-    return Batch(*(array[index] for array in self))
-
-
-def _pack(examples, seq_length, max_predictions):
-  """Stacks `(ids, types, positions, labels, nsp)` tuples into a `Batch`."""
-  n = len(examples)
-  out = Batch(np.zeros([n, seq_length], np.int32),
-              np.zeros([n, seq_length], np.int32),
-              np.zeros([n, seq_length], np.int32),
-              np.zeros([n, max_predictions], np.int32),
-              np.zeros([n, max_predictions], np.int32),
-              np.zeros([n, max_predictions], np.float32),
-              np.zeros([n], np.int32))
-  for row, (ids, types, positions, labels, nsp) in enumerate(examples):
-    out.input_word_ids[row, :len(ids)] = ids
-    out.input_mask[row, :len(ids)] = 1
-    out.input_type_ids[row, :len(ids)] = types
-    out.masked_lm_positions[row, :len(positions)] = positions
-    out.masked_lm_ids[row, :len(positions)] = labels
-    out.masked_lm_weights[row, :len(positions)] = 1.0
-    out.next_sentence_labels[row] = nsp
-  return out
-
-
-def _truncate_pair(rng, a, b, max_tokens):
-  """BERT's truncation: drop from the longer side's front or back."""
-  a, b = list(a), list(b)
-  while len(a) + len(b) > max_tokens:
-    longer = a if len(a) > len(b) else b
-    if rng.random() < 0.5:
-      del longer[0]
-    else:
-      longer.pop()
-  return a, b
-
-
-def make_pretraining_examples(rng: np.random.Generator,
-                              lines: Sequence[np.ndarray], special: Special,
-                              vocab_size: int, seq_length: int,
-                              max_predictions: int) -> Batch:
-  """One epoch of BERT pretraining examples (MLM + NSP) from ordered lines.
-
-  Consecutive lines form a chunk of about `seq_length - 3` pieces (10% of
-  chunks are shorter, as in BERT); the chunk is split into A and B at a line
-  boundary, and half the time B is replaced by lines from a random place
-  (NSP label 1). Then 15% of the pieces (at most `max_predictions`) are
-  masked, 80/10/10.
-
-  Args:
-    rng: numpy random generator.
-    lines: sequence of int arrays, the tokenized lines in corpus order.
-    special: the special token ids.
-    vocab_size: int.
-    seq_length: int. Length of the examples (padded).
-    max_predictions: int. Masked positions per example (padded).
-
-  Returns:
-    A `Batch` with one row per example, in a random order.
-  """
-  lines = [line for line in lines if len(line)]
-  max_tokens = seq_length - 3
-  examples = []
-  i = 0
-  while i < len(lines):
-    target = max_tokens if rng.random() >= 0.1 else int(
-        rng.integers(2, max_tokens + 1))
-    chunk, length = [], 0
-    while i < len(lines) and length < target:
-      chunk.append(lines[i])
-      length += len(lines[i])
-      i += 1
-    a_end = int(rng.integers(1, len(chunk))) if len(chunk) > 1 else 1
-    a = np.concatenate(chunk[:a_end])
-    if len(chunk) == 1 or rng.random() < 0.5:
-      nsp = 1  # B is random text.
-      want = max(1, target - len(a))
-      j = int(rng.integers(0, len(lines)))
-      pieces = []
-      while j < len(lines) and sum(map(len, pieces)) < want:
-        pieces.append(lines[j])
-        j += 1
-      b = np.concatenate(pieces) if pieces else lines[0]
-      i -= len(chunk) - a_end  # Use the unused lines in the next chunk.
-    else:
-      nsp = 0
-      b = np.concatenate(chunk[a_end:])
-    if len(a) + len(b) > max_tokens:
-      a, b = _truncate_pair(rng, a, b, max_tokens)
-    if not len(a) or not len(b):
-      continue
-    ids = np.array([special.cls, *a, special.sep, *b, special.sep], np.int32)
-    types = np.array([0] * (len(a) + 2) + [1] * (len(b) + 1), np.int32)
-    candidates = np.array([p for p in range(len(ids))
-                           if ids[p] not in (special.cls, special.sep)])
-    num_predict = min(max_predictions,
-                      max(1, int(round(len(candidates) * 0.15))))
-    positions, labels = _mask_pieces(rng, ids, candidates, num_predict,
-                                     special, vocab_size, random_replace=True)
-    examples.append((ids, types, positions, labels, nsp))
-  order = rng.permutation(len(examples))
-  return _pack([examples[k] for k in order], seq_length, max_predictions)
-
-
-def make_eval_examples(lines: Sequence[np.ndarray], special: Special,
-                       vocab_size: int, seq_length: int,
-                       seed: int = EVAL_SEED,
-                       mask_rate: float = EVAL_MASK_RATE) -> Batch:
-  """Deterministic masked-LM examples, one line each: `[CLS] line [SEP]`.
-
-  Lines longer than `seq_length - 2` pieces are truncated; `mask_rate` of the
-  pieces (at least one) are replaced by `[MASK]`. Empty lines are skipped.
-  """
-  rng = np.random.default_rng(seed)
-  max_predictions = max(1, int(round((seq_length - 2) * mask_rate)))
-  examples = []
-  for line in lines:
-    line = np.asarray(line)[:seq_length - 2]
-    if not len(line):
-      continue
-    ids = np.array([special.cls, *line, special.sep], np.int32)
-    num_predict = min(max_predictions,
-                      max(1, int(round(len(line) * mask_rate))))
-    positions, labels = _mask_pieces(
-        rng, ids, np.arange(1, len(ids) - 1), num_predict, special,
-        vocab_size, random_replace=False)
-    examples.append((ids, np.zeros_like(ids), positions, labels, 0))
-  return _pack(examples, seq_length, max_predictions)
-
-
 # === Model ===
 
 
@@ -387,132 +179,23 @@ def demo_config(vocab_size: int, **overrides):
       dict(DEMO_CONFIG, vocab_size=vocab_size, **overrides))
 
 
-def load_tf1_pretrainer(config, prefix: str, **encoder_overrides):
-  """Builds a pretrainer (with NSP head) and loads an original TF1 checkpoint.
-
-  Every variable of the checkpoint and of the model must match by name and
-  shape (no optimizer slots are expected).
-
-  Raises:
-    ValueError: if names or shapes do not match.
-  """
-  pretrainer = mobilebert_tf.build_pretrainer(config, with_nsp=True,
-                                              **encoder_overrides)
-  values = tf1_io.read_tf1_checkpoint(prefix)
-  table = name_map.tf1_to_keras(config)
-  if set(values) != set(table):
-    raise ValueError(
-        f"Checkpoint {prefix} does not fit the config: missing "
-        f"{sorted(set(table) - set(values))[:5]}, unexpected "
-        f"{sorted(set(values) - set(table))[:5]}.")
-  for name, entry in table.items():
-    if tuple(values[name].shape) != entry.tf1_shape:
-      raise ValueError(f"Shape mismatch for {name}: checkpoint "
-                       f"{values[name].shape} vs model {entry.tf1_shape}.")
-    variable = name_map.resolve(pretrainer.checkpoint_items, entry.keras_path)
-    variable.assign(name_map.to_keras_value(values[name], entry,
-                                            variable.shape))
-  return pretrainer
-
-
-def mlm_accuracy(pretrainer, batch: Batch, batch_size: int = 256,
-                 top_k: Sequence[int] = (1, 5)) -> Dict[str, float]:
-  """Top-k accuracy of the masked-LM head on a `Batch` (inference mode).
+def predict_masks(pretrainer, vocab: Sequence[str], vocab_file: str,
+                  sentences: Sequence[str],
+                  top_k: int = 5) -> List[List[List[str]]]:
+  """The `top_k` tokens for each `[MASK]` of each sentence (fill-mask).
 
   Returns:
-    `{"top1": float, "top5": float, "loss": float, "count": int}` (keys for
-    each k in `top_k`; loss is the mean cross-entropy per masked piece).
+    For each sentence, for each mask (left to right), the `top_k` tokens,
+    most likely first.
   """
-  hits = collections.Counter()
-  total_loss, count = 0.0, 0.0
-  for start in range(0, len(batch), batch_size):
-    part = batch.take(slice(start, start + batch_size))
-    logits = pretrainer(
-        {k: tf.constant(v) for k, v in part.inputs().items()},
-        training=False)["mlm_logits"].numpy()
-    weights = part.masked_lm_weights
-    labels = part.masked_lm_ids
-    order = np.argsort(-logits, axis=-1)[..., :max(top_k)]
-    for k in top_k:
-      hit = (order[..., :k] == labels[..., None]).any(-1)
-      hits[k] += float((hit * weights).sum())
-    log_probs = tf.nn.log_softmax(logits).numpy()
-    picked = np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
-    total_loss -= float((picked * weights).sum())
-    count += float(weights.sum())
-  result = {f"top{k}": hits[k] / max(count, 1.0) for k in top_k}
-  result.update(loss=total_loss / max(count, 1.0), count=int(count))
-  return result
-
-
-def fill_mask(pretrainer, vocab: Sequence[str], vocab_file: str,
-              sentences: Sequence[str], top_k: int = 5,
-              seq_length: int = 64) -> List[List[List[str]]]:
-  """Top-k tokens for each `[MASK]` of each sentence.
-
-  "[MASK]" in the text is replaced by the mask id (the word splitter would
-  cut it into `[`, `mask`, `]`).
-
-  Returns:
-    For each sentence, for each mask (left to right), the `top_k` tokens.
-  """
-  special = special_ids(vocab)
-  split = [sentence.split("[MASK]") for sentence in sentences]
-  flat = tokenize_lines([part for parts in split for part in parts],
-                        vocab_file)
-  rows = []
-  for parts in split:
-    pieces, flat = flat[:len(parts)], flat[len(parts):]
-    ids, positions = [special.cls], []
-    for k, part in enumerate(pieces):
-      if k:
-        positions.append(len(ids))
-        ids.append(special.mask)
-      ids.extend(int(p) for p in part)
-    ids.append(special.sep)
-    rows.append((ids[:seq_length], positions))
-  width = max(len(p) for _, p in rows)
-  n = len(rows)
-  word_ids = np.zeros([n, seq_length], np.int32)
-  mask = np.zeros([n, seq_length], np.int32)
-  pos = np.zeros([n, max(width, 1)], np.int32)
-  for r, (ids, positions) in enumerate(rows):
-    word_ids[r, :len(ids)] = ids
-    mask[r, :len(ids)] = 1
-    pos[r, :len(positions)] = positions
-  logits = pretrainer(dict(
-      input_word_ids=tf.constant(word_ids), input_mask=tf.constant(mask),
-      input_type_ids=tf.zeros_like(word_ids), masked_lm_positions=pos),
-                      training=False)["mlm_logits"].numpy()
-  result = []
-  for r, (_, positions) in enumerate(rows):
-    result.append([[vocab[i] for i in np.argsort(-logits[r, m])[:top_k]]
-                   for m in range(len(positions))])
-  return result
+  preprocessor = preprocessing.build_preprocessor(
+      vocab_file, do_lower_case=True, tokenize_with_offsets=False)
+  results = fill_mask(list(sentences), preprocessor, pretrainer,
+                      top_k=top_k, vocab=vocab)
+  return [[[p["token"] for p in mask] for mask in row] for row in results]
 
 
 # === Training ===
-
-
-class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
-  """Learning-rate schedule: linear warm-up, then linear decay to zero."""
-
-  def __init__(self, peak: float, warmup_steps: int, total_steps: int):
-    super().__init__()
-    self.peak = peak
-    self.warmup_steps = warmup_steps
-    self.total_steps = total_steps
-
-  def __call__(self, step):
-    step = tf.cast(step, tf.float32)
-    warm = self.peak * step / max(self.warmup_steps, 1)
-    decay = self.peak * tf.maximum(0.0, (self.total_steps - step) / max(
-        self.total_steps - self.warmup_steps, 1))
-    return tf.where(step < self.warmup_steps, warm, decay)
-
-  def get_config(self):
-    return dict(peak=self.peak, warmup_steps=self.warmup_steps,
-                total_steps=self.total_steps)
 
 
 def train(pretrainer, config, train_lines, eval_batch, special, *, steps,
@@ -521,14 +204,10 @@ def train(pretrainer, config, train_lines, eval_batch, special, *, steps,
           log=print):
   """Pretrains in place with MLM + NSP; returns a list of progress records."""
   rng = np.random.default_rng(seed)
-  schedule = WarmupLinearDecay(learning_rate,
-                               int(round(steps * warmup_fraction)), steps)
-  optimizer = tf_keras.optimizers.AdamW(
-      learning_rate=schedule, weight_decay=weight_decay, beta_1=0.9,
-      beta_2=0.999, epsilon=1e-6, global_clipnorm=1.0)
-  # No decay for biases, norm parameters and the embedding tables.
-  optimizer.exclude_from_weight_decay(
-      var_names=["bias", "gamma", "beta", "embeddings"])
+  optimizer = optimization.create_optimizer(
+      "adamw", learning_rate=learning_rate, num_train_steps=steps,
+      num_warmup_steps=int(round(steps * warmup_fraction)),
+      weight_decay_rate=weight_decay)
   variables = pretrainer.trainable_variables
 
   @tf.function(jit_compile=jit_compile, reduce_retracing=True)
@@ -553,7 +232,7 @@ def train(pretrainer, config, train_lines, eval_batch, special, *, steps,
   start = time.time()
   for step in range(1, steps + 1):
     if epoch_data is None or cursor + batch_size > len(epoch_data):
-      epoch_data = make_pretraining_examples(
+      epoch_data = pretraining_data.make_pretraining_examples(
           rng, train_lines, special, config.vocab_size, seq_length,
           max_predictions)
       if len(epoch_data) < batch_size:  # Tiny corpora: repeat the examples.
@@ -570,7 +249,7 @@ def train(pretrainer, config, train_lines, eval_batch, special, *, steps,
     if step == steps or (eval_every and step % eval_every == 0):
       mean = np.mean(losses, axis=0)
       losses = []
-      metrics = mlm_accuracy(pretrainer, eval_batch)
+      metrics = evaluation.masked_lm_metrics(pretrainer, eval_batch)
       record = dict(step=step, epoch=epoch, seconds=time.time() - start,
                     train_mlm_loss=float(mean[0]),
                     train_nsp_loss=float(mean[1]), **{
@@ -584,129 +263,6 @@ def train(pretrainer, config, train_lines, eval_batch, special, *, steps,
 
 
 # === Output ===
-
-
-def _code(token: str) -> str:
-  """A token as Markdown inline code (also a backtick)."""
-  return f"`` {token} ``" if "`" in token else f"`{token}`"
-
-
-def _readme(info) -> str:
-  """The README of the bundled model, from the run's numbers."""
-  c = info["config"]
-  final = info["final"]
-
-  def para(*parts):  # One wrapped paragraph, then a blank line.
-    return textwrap.fill(" ".join(parts), width=79,
-                         break_on_hyphens=False) + "\n"
-
-  out = ["# Demonstration MobileBERT (trained on Python docstrings)\n"]
-  out.append(para(
-      "A small MobileBERT pretrained from scratch by",
-      "`checkpoints/demo/train_demo_model.py`, for the exporter's default run",
-      "(`python -m export.to_savedmodel` with no flags) and for tests. It is a",
-      "real masked-LM, not random weights, but tiny and trained on a tiny",
-      "corpus: it knows the language of Python documentation, not much",
-      "else. This file is written by the training script."))
-  out.append("## Files\n")
-  out.append("| file | content | bytes |\n|---|---|---|")
-  descriptions = {
-      "bert_config.json": "configuration, original `bert_config.json` keys",
-      "vocab.txt": "uncased WordPiece vocabulary learned from the corpus",
-      "model.ckpt.index": "TF1 checkpoint (index)",
-      "model.ckpt.data-00000-of-00001":
-          "TF1 checkpoint (float32 weights, no optimizer slots)",
-  }
-  for name, description in descriptions.items():
-    out.append(f"| `{name}` | {description} | {info['sizes'][name]:,} |")
-  out.append("")
-  out.append(para(
-      "The checkpoint has the variable names and shapes of the original",
-      "google-research code (`bert/embeddings/...`,",
-      "`bert/encoder/layer_N/...` with `FakeLayerNorm`, `cls/predictions/...`,",
-      "`cls/seq_relationship/...`), like Google's published MobileBERT",
-      "checkpoints, so it goes through the same conversion path:"))
-  out.append("```\n"
-             "python -m checkpoints.convert \\\n"
-             "  --bert_config_file=checkpoints/demo/bert_config.json \\\n"
-             "  --tf1_checkpoint_path=checkpoints/demo/model.ckpt \\\n"
-             "  --tf2_checkpoint_path=build/demo/model\n"
-             "```\n")
-  out.append("## Model\n")
-  out.append(para(
-      "The MobileBERT_OPT structure, shrunk:",
-      f"{c['num_hidden_layers']} blocks of inter-block width",
-      f"{c['hidden_size']} with a bottleneck of {c['intra_bottleneck_size']}",
-      f"(key/query-shared), {c['num_attention_heads']} attention heads,",
-      f"{c['num_feedforward_networks']} stacked feed-forward networks of",
-      f"{c['intermediate_size']}, embeddings of {c['embedding_size']} with",
-      "trigram input, NoNorm, ReLU,",
-      f"{c['max_position_embeddings']} positions, {c['type_vocab_size']}",
-      f"token types, a vocabulary of {c['vocab_size']}:",
-      f"**{info['num_params']:,} parameters** (masked-LM and",
-      "next-sentence heads included)."))
-  out.append("## Data\n")
-  out.append(para(
-      f"The docstrings of {info['num_modules']} modules of the Python",
-      f"{info['python']} standard library (`checkpoints/demo/corpus.py`;",
-      "Python Software Foundation licence), split into sentences and code",
-      "lines, whitespace-normalized and de-duplicated:",
-      f"{info['num_lines']:,} lines, {info['num_words']:,} words,",
-      f"{info['num_pieces']:,} word pieces.",
-      "Lines whose CRC-32 is divisible by 20 are held out",
-      f"({info['num_heldout_lines']:,} lines); the vocabulary",
-      f"({c['vocab_size']:,} pieces, uncased, learned with",
-      "`mobilebert_tf.vocab.learn_wordpiece_vocab`) and the training",
-      f"examples come from the other {info['num_train_lines']:,}.",
-      "Docstrings change between Python versions, so another version gives",
-      "a slightly different corpus and model."))
-  out.append("## Training\n")
-  out.append(para(
-      f"{info['steps']:,} steps of {info['batch_size']} examples of",
-      f"{info['seq_length']} pieces ({info['epochs']} passes over the",
-      "training lines): BERT's masked-LM (15% of the pieces, 80% `[MASK]`,",
-      "10% random, 10% unchanged, redrawn every pass) plus next-sentence",
-      "prediction (`[CLS] A [SEP] B [SEP]`, B the following lines or, half",
-      "the time, lines from elsewhere); AdamW with peak learning rate",
-      f"{info['learning_rate']}, {info['warmup_fraction']:.0%} linear",
-      "warm-up then linear decay, weight decay",
-      f"{info['weight_decay']}, gradient clipping at norm 1.0, dropout",
-      f"{c['hidden_dropout_prob']}; seed {info['seed']}.",
-      f"Training took {info['train_seconds'] / 60:.1f} minutes on",
-      f"{info['machine']}. Command (from the repository root):"))
-  out.append(f"```\n{info['command']}\n```\n")
-  out.append("## Held-out masked-LM accuracy\n")
-  out.append(para(
-      f"On the {info['num_heldout_lines']:,} held-out lines, each as",
-      "`[CLS] line [SEP]` with 15% of its pieces (at least one) replaced by",
-      f"`[MASK]` (seed {EVAL_SEED}; {final['heldout_count']:,} masked",
-      "pieces):"))
-  out.append("| metric | value |\n|---|---|")
-  out.append(f"| top-1 accuracy | {final['heldout_top1']:.1%} |")
-  out.append(f"| top-5 accuracy | {final['heldout_top5']:.1%} |")
-  out.append(f"| cross-entropy per masked piece | "
-             f"{final['heldout_loss']:.3f} nats |")
-  out.append("")
-  out.append("Progress:\n")
-  out.append("| step | train MLM loss | train NSP loss | held-out MLM loss "
-             "| top-1 | top-5 |\n|---|---|---|---|---|---|")
-  for r in info["history"]:
-    out.append(f"| {r['step']} | {r['train_mlm_loss']:.3f} | "
-               f"{r['train_nsp_loss']:.3f} | {r['heldout_loss']:.3f} | "
-               f"{r['heldout_top1']:.1%} | {r['heldout_top5']:.1%} |")
-  out.append("")
-  out.append("## Example predictions (top 5, best first)\n")
-  for sentence, predictions in zip(EXAMPLE_SENTENCES, info["examples"]):
-    shown = "; ".join(", ".join(_code(t) for t in p) for p in predictions)
-    out.append(f"- {sentence} → {shown}")
-  out.append("")
-  out.append("## Reproducing\n")
-  out.append(para(
-      "Run the command above (add `--overwrite` to replace these files).",
-      "Data, initialization and masking are seeded; on another machine or",
-      "TensorFlow build the numbers can differ slightly, as float32",
-      "reductions depend on the CPU and the thread count."))
-  return "\n".join(out)
 
 
 def _count_params(pretrainer) -> int:
@@ -765,9 +321,9 @@ def run(output_dir: str, *, steps: int, batch_size: int, seq_length: int,
   log(f"corpus: {len(lines)} lines ({len(train_lines)} train, "
       f"{len(held_out_lines)} held out), {time.time() - t0:.1f}s")
 
-  os.makedirs(output_dir, exist_ok=True)
-  work = tempfile.mkdtemp(prefix=".train_demo_model-", dir=output_dir)
-  try:
+  # Working files (the vocabulary the tokenizer reads, the checkpoint) live
+  # in a temporary directory; the bundle is written at the end.
+  with tempfile.TemporaryDirectory(prefix="train_demo_model-") as work:
     t0 = time.time()
     tokens = vocab_lib.learn_wordpiece_vocab(
         train_lines, vocab_size=vocab_size, do_lower_case=True,
@@ -775,15 +331,15 @@ def run(output_dir: str, *, steps: int, batch_size: int, seq_length: int,
     vocab_file = vocab_lib.write_vocab_file(
         tokens, os.path.join(work, "vocab.txt"))
     log(f"vocabulary: {len(tokens)} pieces, {time.time() - t0:.1f}s")
-    special = special_ids(tokens)
+    special = pretraining_data.special_ids(tokens)
 
     t0 = time.time()
-    train_ids = tokenize_lines(train_lines, vocab_file)
-    held_out_ids = tokenize_lines(held_out_lines, vocab_file)
+    train_ids = pretraining_data.tokenize_lines(train_lines, vocab_file)
+    held_out_ids = pretraining_data.tokenize_lines(held_out_lines, vocab_file)
     num_pieces = sum(map(len, train_ids)) + sum(map(len, held_out_ids))
     log(f"tokenized: {num_pieces} pieces, {time.time() - t0:.1f}s")
-    eval_batch = make_eval_examples(held_out_ids, special, len(tokens),
-                                    seq_length)
+    eval_batch = pretraining_data.make_eval_examples(held_out_ids, special,
+                                                     seq_length)
 
     config = demo_config(len(tokens), num_hidden_layers=num_hidden_layers)
     tf_keras.utils.set_random_seed(seed)
@@ -800,40 +356,42 @@ def run(output_dir: str, *, steps: int, batch_size: int, seq_length: int,
         warmup_fraction=warmup_fraction, weight_decay=weight_decay, seed=seed,
         jit_compile=jit_compile, eval_every=eval_every, log=log)
     train_seconds = time.time() - t0
-    examples = fill_mask(pretrainer, tokens, vocab_file, EXAMPLE_SENTENCES)
+    examples = predict_masks(pretrainer, tokens, vocab_file,
+                             EXAMPLE_SENTENCES)
     for sentence, predictions in zip(EXAMPLE_SENTENCES, examples):
       log(f"{sentence} -> {predictions}")
 
-    with open(os.path.join(work, "bert_config.json"), "w",
-              encoding="utf-8") as f:
-      json.dump(config.to_dict(), f, indent=2)
-      f.write("\n")
     tf1_io.export_tf1_checkpoint(pretrainer, config,
                                  os.path.join(work, CHECKPOINT_PREFIX))
-    sizes = {n: os.path.getsize(os.path.join(work, n))
-             for n in OUTPUT_FILES if n != "README.md"}
-    info = dict(
-        config=config.to_dict(), num_params=num_params,
-        num_modules=len(corpus.STDLIB_MODULES),
-        python=platform.python_version(), num_lines=len(lines),
-        num_words=sum(len(line.split()) for line in lines),
-        num_pieces=num_pieces, num_train_lines=len(train_lines),
-        num_heldout_lines=len(held_out_lines), steps=steps,
-        batch_size=batch_size, seq_length=seq_length,
-        epochs=history[-1]["epoch"], learning_rate=learning_rate,
-        warmup_fraction=warmup_fraction, weight_decay=weight_decay, seed=seed,
-        train_seconds=train_seconds,
-        machine=(f"{os.cpu_count()} CPU cores ({platform.machine()}), "
-                 f"TensorFlow {tf.__version__}, "
-                 f"{datetime.date.today().isoformat()}"),
-        command=command or "python -m checkpoints.demo.train_demo_model",
-        final=history[-1], history=history, examples=examples, sizes=sizes)
-    with open(os.path.join(work, "README.md"), "w", encoding="utf-8") as f:
-      f.write(_readme(info))
-    for name in OUTPUT_FILES:
-      os.replace(os.path.join(work, name), os.path.join(output_dir, name))
-  finally:
-    shutil.rmtree(work, ignore_errors=True)
+    contents = {"bert_config.json": (json.dumps(config.to_dict(), indent=2)
+                                     + "\n").encode("utf-8")}
+    for name in ("vocab.txt", CHECKPOINT_PREFIX + ".index",
+                 CHECKPOINT_PREFIX + ".data-00000-of-00001"):
+      with open(os.path.join(work, name), "rb") as f:
+        contents[name] = f.read()
+  sizes = {name: len(data) for name, data in contents.items()}
+  info = dict(
+      config=config.to_dict(), num_params=num_params,
+      num_modules=len(corpus.STDLIB_MODULES),
+      python=platform.python_version(), num_lines=len(lines),
+      num_words=sum(len(line.split()) for line in lines),
+      num_pieces=num_pieces, num_train_lines=len(train_lines),
+      num_heldout_lines=len(held_out_lines), steps=steps,
+      batch_size=batch_size, seq_length=seq_length,
+      epochs=history[-1]["epoch"], learning_rate=learning_rate,
+      warmup_fraction=warmup_fraction, weight_decay=weight_decay, seed=seed,
+      train_seconds=train_seconds,
+      machine=(f"{os.cpu_count()} CPU cores ({platform.machine()}), "
+               f"TensorFlow {tf.__version__}, "
+               f"{datetime.date.today().isoformat()}"),
+      command=command or "python -m checkpoints.demo.train_demo_model",
+      final=history[-1], history=history, examples=examples, sizes=sizes)
+  contents["README.md"] = readme.render(info).encode("utf-8")
+  # Each file appears complete (written beside it, then renamed); the README
+  # last, so a bundle with the new README has all the new files.
+  for name in OUTPUT_FILES:
+    files.write_bytes(os.path.join(output_dir, name), contents[name],
+                      overwrite=overwrite)
   return info
 
 

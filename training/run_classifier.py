@@ -2,7 +2,7 @@ r"""Fine-tunes a MobileBERT sentence (pair) classifier on GLUE-style TSV files.
 
 From a TF-Hub-style export (`python -m export.to_savedmodel`):
 
-  python -m examples.finetune_classifier \
+  python -m training.run_classifier \
     --train_file=train.tsv --eval_file=dev.tsv \
     --encoder=DIR/encoder --preprocessor=DIR/preprocessor \
     --export_path=OUT [--epochs=3 --batch_size=32 --learning_rate=5e-5 \
@@ -10,24 +10,27 @@ From a TF-Hub-style export (`python -m export.to_savedmodel`):
 
 or from a converted TF2 (or original TF1) checkpoint, without SavedModels:
 
-  python -m examples.finetune_classifier \
+  python -m training.run_classifier \
     --train_file=train.tsv --eval_file=dev.tsv \
     --bert_config_file=bert_config.json --init_checkpoint=CKPT \
     --vocab_file=vocab.txt --do_lower_case --export_path=OUT
 
-Input: tab-separated files with a header line naming the columns `sentence`
-and `label` (SST-2 style), or `sentence1`, `sentence2` and `label` (pairs);
-other columns are ignored; no quoting. The labels are the distinct strings of
-the training file's label column (sorted, numerically if all are integers);
-class `i` is the `i`-th of them.
+`--bert_config_file` also takes a preset name
+(`mobilebert_tf.config.PRESETS`).
+
+Input: GLUE-style TSV files (`training.tsv`): a header line naming the
+columns `sentence` and `label` (SST-2 style), or `sentence1`, `sentence2`
+and `label` (pairs); other columns are ignored; no quoting. The labels are
+the distinct strings of the training file's label column (sorted,
+numerically if all are integers); class `i` is the `i`-th of them.
 
 Training: `hub.KerasLayer(encoder, trainable=True)` (or the restored
 `MobileBERTEncoder`) under `mobilebert_tf.heads.
-MobileBertForSequenceClassification`; AdamW (tf-models-official's
-`AdamWeightDecay`, weight decay off for biases and normalization) with
-linear warm-up over `--warmup_proportion` of the steps and linear decay to 0
-(`official.nlp.optimization`'s schedule); Keras progress bars; evaluation on
-`--eval_file` after every epoch.
+MobileBertForSequenceClassification`; AdamW from the project's one
+optimizer path (`mobilebert_tf.optimization.create_optimizer`: weight decay
+off for biases and normalization, gradients clipped at global norm 1) with
+linear warm-up over `--warmup_proportion` of the steps and linear decay to
+0; Keras progress bars; evaluation on `--eval_file` after every epoch.
 
 Output: a SavedModel at `--export_path` that takes raw strings and returns
 class probabilities, preprocessing inside, ready for TF Serving:
@@ -37,9 +40,9 @@ class probabilities, preprocessing inside, ready for TF Serving:
     `label` string `[batch]` (the most probable label);
   `assets.extra/labels.txt`: the label of each class, one per line.
 
-Before it is moved into place the SavedModel is reloaded and its
-probabilities on the evaluation sentences are compared with the in-memory
-model's.
+The SavedModel is written beside `--export_path` and renamed into place
+(`mobilebert_tf.files`) only after it was reloaded and its probabilities on
+the evaluation sentences were compared with the in-memory model's.
 
 Exit codes: 0 done; 2 bad input (one line on stderr naming the file and
 line, nothing written); 1 a failed export verification.
@@ -51,11 +54,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import dataclasses
 import math
-import shutil
 import sys
-import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 from absl import flags
 import numpy as np
@@ -63,12 +64,13 @@ import tensorflow as tf
 import tf_keras
 
 from mobilebert_tf import cli
+from mobilebert_tf.config import PRESETS
+from mobilebert_tf import files
 from mobilebert_tf import heads
+from mobilebert_tf import optimization
+from training import tsv
 
-_PROGRAM = "python -m examples.finetune_classifier"
-SINGLE_COLUMNS = ("sentence",)
-PAIR_COLUMNS = ("sentence1", "sentence2")
-LABEL_COLUMN = "label"
+_PROGRAM = "python -m training.run_classifier"
 LABELS_FILE = os.path.join("assets.extra", "labels.txt")
 # Probabilities of the reloaded SavedModel vs the in-memory model.
 VERIFY_ATOL = 1e-5
@@ -76,124 +78,6 @@ VERIFY_ATOL = 1e-5
 
 class InputError(ValueError):
   """Bad user input; the message is one line naming the file and line."""
-
-
-# === TSV input ===
-
-
-@dataclasses.dataclass
-class TsvData:
-  """Examples of one TSV file.
-
-  Attributes:
-    path: str.
-    text_columns: ("sentence",) or ("sentence1", "sentence2").
-    texts: one list of str per text column, one entry per example.
-    labels: the label string of each example.
-    line_numbers: the 1-based line of each example.
-  """
-  path: str
-  text_columns: Tuple[str, ...]
-  texts: List[List[str]]
-  labels: List[str]
-  line_numbers: List[int]
-
-  def __len__(self):
-    return len(self.labels)
-
-
-def read_tsv(path: str) -> TsvData:
-  """Reads a GLUE-style TSV file with a header line.
-
-  Raises:
-    InputError: missing or empty file, missing column, a line with too few
-      fields, an empty label, invalid UTF-8, or no examples.
-  """
-  name = os.fspath(path)
-  if not os.path.isfile(name):
-    raise InputError(f"{name}: no such file")
-  with open(name, "rb") as f:
-    raw_lines = f.read().split(b"\n")
-  if raw_lines and raw_lines[-1] == b"":
-    raw_lines.pop()
-  if not raw_lines or not any(line.strip() for line in raw_lines):
-    raise InputError(
-        f"{name}: the file is empty; expected a header line with the columns "
-        "'sentence' and 'label' (or 'sentence1', 'sentence2', 'label')")
-  lines = []
-  for number, raw in enumerate(raw_lines, start=1):
-    try:
-      lines.append(raw.decode("utf-8").rstrip("\r"))
-    except UnicodeDecodeError as e:
-      raise InputError(f"{name} line {number}: not valid UTF-8 ({e.reason} "
-                       f"at byte {e.start})") from None
-  header = lines[0].split("\t")
-  if LABEL_COLUMN in header and all(c in header for c in PAIR_COLUMNS):
-    text_columns = PAIR_COLUMNS
-  elif LABEL_COLUMN in header and SINGLE_COLUMNS[0] in header:
-    text_columns = SINGLE_COLUMNS
-  else:
-    missing = [c for c in (SINGLE_COLUMNS + (LABEL_COLUMN,))
-               if c not in header]
-    if any(c in header for c in PAIR_COLUMNS):
-      missing = [c for c in PAIR_COLUMNS + (LABEL_COLUMN,) if c not in header]
-    raise InputError(
-        f"{name} line 1: missing column {', '.join(repr(c) for c in missing)}"
-        f"; the header has {header!r}, expected 'sentence' and 'label' (or "
-        "'sentence1', 'sentence2', 'label'), tab-separated")
-  indices = [header.index(c) for c in text_columns]
-  label_index = header.index(LABEL_COLUMN)
-  needed = max(indices + [label_index]) + 1
-  texts = [[] for _ in text_columns]
-  labels, numbers = [], []
-  for number, line in enumerate(lines[1:], start=2):
-    if not line.strip():
-      continue  # Blank lines (e.g. at the end) carry no example.
-    fields = line.split("\t")
-    if len(fields) < needed:
-      raise InputError(
-          f"{name} line {number}: expected {len(header)} tab-separated fields"
-          f" ({', '.join(header)}), found {len(fields)}")
-    label = fields[label_index].strip()
-    if not label:
-      raise InputError(f"{name} line {number}: empty label")
-    for column, index in enumerate(indices):
-      texts[column].append(fields[index])
-    labels.append(label)
-    numbers.append(number)
-  if not labels:
-    raise InputError(f"{name}: no examples after the header line")
-  return TsvData(name, text_columns, texts, labels, numbers)
-
-
-def label_names(train: TsvData) -> List[str]:
-  """The distinct labels of the training data: numeric order if all ints."""
-  distinct = set(train.labels)
-  try:
-    names = sorted(distinct, key=int)
-  except ValueError:
-    names = sorted(distinct)
-  if len(names) < 2:
-    raise InputError(f"{train.path}: all examples have the label "
-                     f"{names[0]!r}; a classifier needs at least 2 labels")
-  return names
-
-
-def label_ids(data: TsvData, names: Sequence[str]) -> np.ndarray:
-  """Class ids of `data`'s labels.
-
-  Raises:
-    InputError: a label that is not in `names`, naming file and line.
-  """
-  index = {n: i for i, n in enumerate(names)}
-  ids = []
-  for label, number in zip(data.labels, data.line_numbers):
-    if label not in index:
-      raise InputError(
-          f"{data.path} line {number}: unknown label {label!r}; the training "
-          f"data has the labels {', '.join(repr(n) for n in names)}")
-    ids.append(index[label])
-  return np.asarray(ids, np.int32)
 
 
 # === Model ===
@@ -239,7 +123,10 @@ def _special_tokens(tokenize) -> Dict[str, int]:
 def load_text_preprocessing(flag_values, seq_length: int):
   """The `TextToEncoderInputs` layer for the chosen source."""
   if flag_values.preprocessor:
-    import tensorflow_hub as hub
+    # The preprocessor SavedModel holds tensorflow_text ops (TFText>...):
+    # importing the library registers them; hub.load fails without it.
+    import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
     loaded = hub.load(flag_values.preprocessor)
     tokenize = hub.KerasLayer(loaded.tokenize, name="tokenize")
     special = _special_tokens(loaded.tokenize)
@@ -254,41 +141,46 @@ def load_text_preprocessing(flag_values, seq_length: int):
                              name="text_to_encoder_inputs")
 
 
+def _check_seq_length(seq_length: int, config, source: str) -> None:
+  if seq_length > config.max_position_embeddings:
+    raise InputError(
+        f"--seq_length ({seq_length}) exceeds the max_position_embeddings "
+        f"({config.max_position_embeddings}) of {source}; pass "
+        f"--seq_length={config.max_position_embeddings} or less")
+
+
 def load_encoder(flag_values):
-  """`hub.KerasLayer(encoder, trainable=True)`, or a restored encoder."""
-  if flag_values.encoder:
-    import tensorflow_hub as hub
-    return hub.KerasLayer(flag_values.encoder, trainable=True, name="encoder")
-  from export import hub_export
-  from mobilebert_tf import MobileBertConfig
-  from mobilebert_tf import build_pretrainer
-  config = MobileBertConfig.from_json_file(flag_values.bert_config_file)
-  hub_export.check_vocab(flag_values.vocab_file, config)
-  pretrainer = build_pretrainer(config)
-  hub_export.load_checkpoint(pretrainer, config, flag_values.init_checkpoint)
-  return pretrainer.encoder_network
+  """`hub.KerasLayer(encoder, trainable=True)`, or a restored encoder.
 
-
-def create_optimizer(learning_rate: float, num_train_steps: int,
-                     num_warmup_steps: int, weight_decay: float):
-  """AdamW with linear warm-up and linear decay to 0.
-
-  `official.nlp.optimization.create_optimizer`'s schedule and optimizer, with
-  the weight decay rate as an argument and normalization weights excluded by
-  this project's names too (`..._norm`, `NoNorm`).
+  Raises:
+    InputError: `--seq_length` is longer than the encoder's positions.
   """
-  from official.nlp import optimization
-  schedule = tf_keras.optimizers.schedules.PolynomialDecay(
-      initial_learning_rate=learning_rate, decay_steps=num_train_steps,
-      end_learning_rate=0.0, power=1.0)
-  if num_warmup_steps:
-    schedule = optimization.WarmUp(
-        initial_learning_rate=learning_rate, decay_schedule_fn=schedule,
-        warmup_steps=num_warmup_steps)
-  return optimization.AdamWeightDecay(
-      learning_rate=schedule, weight_decay_rate=weight_decay, beta_1=0.9,
-      beta_2=0.999, epsilon=1e-6,
-      exclude_from_weight_decay=["LayerNorm", "layer_norm", "norm", "bias"])
+  if flag_values.encoder:
+    # pylint: disable=g-import-not-at-top
+    import tensorflow_hub as hub
+    from export import encoder_savedmodel
+    # pylint: enable=g-import-not-at-top
+    try:
+      config = encoder_savedmodel.read_config(flag_values.encoder)
+    except ValueError:
+      config = None  # Another exporter's encoder: no config to check.
+    if config is not None:
+      _check_seq_length(flag_values.seq_length, config, flag_values.encoder)
+    return hub.KerasLayer(flag_values.encoder, trainable=True, name="encoder")
+  # pylint: disable=g-import-not-at-top
+  from checkpoints import restore
+  from mobilebert_tf import build_pretrainer
+  from mobilebert_tf import config as config_lib
+  from mobilebert_tf import preprocessing
+  # pylint: enable=g-import-not-at-top
+  config = config_lib.load_config(flag_values.bert_config_file)
+  _check_seq_length(flag_values.seq_length, config,
+                    flag_values.bert_config_file)
+  preprocessing.check_vocab(flag_values.vocab_file, config)
+  pretrainer = build_pretrainer(config)
+  restore.load_checkpoint(pretrainer, config, flag_values.init_checkpoint,
+                          flag="--init_checkpoint")
+  return pretrainer.encoder_network
 
 
 class ServingModule(tf.Module):
@@ -332,26 +224,34 @@ class FinetuneResult:
 
 
 def _prepare_export_path(export_path: str, overwrite: bool) -> str:
-  export_path = os.path.abspath(export_path)
-  if os.path.exists(export_path) and not overwrite:
-    raise InputError(f"--export_path {export_path} already exists; pass "
-                     "--overwrite to replace it")
+  """The absolute `--export_path`, checked before anything is trained."""
+  try:
+    export_path = files.check_target(export_path, overwrite)
+  except FileExistsError:
+    raise InputError(f"--export_path {os.path.abspath(export_path)} already "
+                     "exists; pass --overwrite to replace it") from None
+  except NotADirectoryError as e:
+    raise InputError(f"--export_path: {e}") from None
   parent = os.path.dirname(export_path)
   if not os.path.isdir(parent):
     raise InputError(f"--export_path: the directory {parent} does not exist")
   return export_path
 
 
-def _export(module: ServingModule, names, export_path: str, verify_texts,
-            expected) -> float:
-  """Saves into a temporary directory, verifies, renames into place."""
-  parent = os.path.dirname(export_path)
-  tmp = tempfile.mkdtemp(prefix=".tmp_" + os.path.basename(export_path) + "_",
-                         dir=parent)
-  try:
+def _export(module: ServingModule, names, export_path: str, overwrite: bool,
+            verify_texts, expected) -> float:
+  """Saves beside `export_path`, verifies, renames into place.
+
+  Returns:
+    The largest |probability difference| of the reloaded SavedModel.
+
+  Raises:
+    RuntimeError: the reloaded SavedModel differs (nothing is written).
+  """
+  with files.staged_directory(export_path, overwrite) as tmp:
     tf.saved_model.save(module, tmp,
                         signatures={"serving_default": module.serve})
-    os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+    os.makedirs(os.path.join(tmp, os.path.dirname(LABELS_FILE)))
     with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
       f.write("".join(n + "\n" for n in names))
     serve = tf.saved_model.load(tmp).signatures["serving_default"]
@@ -362,16 +262,6 @@ def _export(module: ServingModule, names, export_path: str, verify_texts,
       raise RuntimeError(
           f"The reloaded SavedModel differs from the trained model: max "
           f"|probability difference| {max_abs_diff:.3g} > {VERIFY_ATOL}")
-    old = None
-    if os.path.exists(export_path):
-      old = tempfile.mkdtemp(prefix=".old_", dir=parent)
-      os.rename(export_path, os.path.join(old, "x"))
-    os.rename(tmp, export_path)
-    if old:
-      shutil.rmtree(old, ignore_errors=True)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return max_abs_diff
 
 
@@ -383,23 +273,24 @@ def finetune(flag_values, log=print) -> FinetuneResult:
     log: function called with progress lines.
 
   Raises:
-    InputError: bad input files or flags (before anything is trained).
+    InputError, tsv.TsvError: bad input files or flags (before anything is
+      trained).
     FileNotFoundError, FileExistsError, ValueError: from loading the models.
     RuntimeError: the export failed verification.
   """
   start = time.time()
   export_path = _prepare_export_path(flag_values.export_path,
                                      flag_values.overwrite)
-  train = read_tsv(flag_values.train_file)
-  evaluation = read_tsv(flag_values.eval_file)
+  train = tsv.read_tsv(flag_values.train_file)
+  evaluation = tsv.read_tsv(flag_values.eval_file)
   if evaluation.text_columns != train.text_columns:
     raise InputError(
         f"{evaluation.path} line 1: has the text columns "
         f"{', '.join(evaluation.text_columns)} but {train.path} has "
         f"{', '.join(train.text_columns)}")
-  names = label_names(train)
-  train_y = label_ids(train, names)
-  eval_y = label_ids(evaluation, names)
+  names = tsv.label_names(train)
+  train_y = tsv.label_ids(train, names)
+  eval_y = tsv.label_ids(evaluation, names)
   log(f"Data: {len(train)} training examples ({train.path}), "
       f"{len(evaluation)} evaluation examples ({evaluation.path}), "
       f"{len(names)} labels: {', '.join(names)}")
@@ -424,8 +315,10 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   num_train_steps = steps_per_epoch * flag_values.epochs
   num_warmup_steps = int(flag_values.warmup_proportion * num_train_steps)
   classifier.compile(
-      optimizer=create_optimizer(flag_values.learning_rate, num_train_steps,
-                                 num_warmup_steps, flag_values.weight_decay),
+      optimizer=optimization.create_optimizer(
+          "adamw", learning_rate=flag_values.learning_rate,
+          num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps,
+          weight_decay_rate=flag_values.weight_decay),
       loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
       metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
   train_ds = tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(
@@ -451,8 +344,8 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   expected = model([tf.constant(t) for t in evaluation.texts],
                    training=False).numpy()
   module = ServingModule(model, train.text_columns, names)
-  max_abs_diff = _export(module, names, export_path, evaluation.texts,
-                         expected)
+  max_abs_diff = _export(module, names, export_path, flag_values.overwrite,
+                         evaluation.texts, expected)
   log(f"Exported {export_path} (signature serving_default: "
       f"{', '.join(train.text_columns)} -> probabilities, label); reloaded "
       f"and checked on {len(evaluation)} sentences: max |difference| "
@@ -480,7 +373,7 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_string("preprocessor", None, "Its preprocessor SavedModel "
                       "directory (DIR/preprocessor).", **define)
   flags.DEFINE_string("bert_config_file", None, "Instead of --encoder: the "
-                      "model's bert_config.json.", **define)
+                      "model's bert_config.json, or a preset name.", **define)
   flags.DEFINE_string("init_checkpoint", None, "With --bert_config_file: a "
                       "converted TF2 checkpoint (or an original TF1 one).",
                       **define)
@@ -548,10 +441,18 @@ def _check_source_flags(values) -> Optional[str]:
             f"{', '.join('--' + n for n in (given_hub or given_ckpt))}")
   for name in names:
     path = values[name].value
-    exists = (os.path.isdir(path) if name in hub_flags else
-              os.path.exists(path) or name == "init_checkpoint")
+    if name in hub_flags:
+      exists = os.path.isdir(path)
+    elif name == "bert_config_file":
+      exists = os.path.isfile(path) or path in PRESETS
+    elif name == "vocab_file":
+      exists = os.path.isfile(path)
+    else:  # --init_checkpoint: a prefix; restore's errors list what is there.
+      exists = True
     if not exists:
-      return f"--{name}: {path} does not exist"
+      hint = (f" (and is not a preset: {', '.join(sorted(PRESETS))})"
+              if name == "bert_config_file" else "")
+      return f"--{name}: {path} does not exist{hint}"
   return None
 
 

@@ -1,0 +1,142 @@
+"""Every shell command and Python snippet of the documentation runs as written.
+
+Each fenced ```sh or ```python block of README.md, docs/*.md and
+checkpoints/demo/README.md is executed in a fresh process, in a workspace
+(`tests/workspace.py`) whose files carry the placeholder names the documents
+use (`DIR`, `CONFIG.json`, `CKPT`, `vocab.txt`, `train.tsv`, ...): the
+documents' text is run unchanged. A block that cannot run here is preceded by
+`<!-- doc-test: skip REASON -->` (for example, it needs Google's released
+checkpoint), and one that a dedicated test runs in its own environment by
+`<!-- test: NAME -->` (docs/keras3.md, tests/test_keras3.py): then its
+syntax and the names it uses are checked here instead: the
+modules and attributes a Python block imports and uses exist, and each
+`python -m MODULE --flag` of a shell block names a module that runs and
+flags that it defines. Blocks of other languages (the layout tree, tables)
+are text.
+"""
+
+import ast
+import glob
+import os
+import re
+import shlex
+
+import pytest
+
+from tests import workspace
+
+DOCUMENTS = sorted(
+    ["README.md", os.path.join("checkpoints", "demo", "README.md")] +
+    [os.path.relpath(p, workspace.REPO) for p in glob.glob(
+        os.path.join(workspace.REPO, "docs", "*.md"))])
+
+_BLOCK = re.compile(
+    r"(?:<!--\s*(?P<kind>doc-test|test):\s*(?P<directive>[^>]*?)\s*-->\s*\n)?"
+    r"^```(?P<language>[a-z]*)\n(?P<body>.*?)^```", re.S | re.M)
+RUNNABLE = ("sh", "python")
+
+
+def blocks(document):
+  """[(id, language, body, skip reason or None)] of a document."""
+  with open(os.path.join(workspace.REPO, document), encoding="utf-8") as f:
+    text = f.read()
+  result = []
+  for match in _BLOCK.finditer(text):
+    language = match.group("language")
+    if language not in RUNNABLE:
+      continue
+    line = text.count("\n", 0, match.start("body"))
+    directive = match.group("directive")
+    skip = None
+    if match.group("kind") == "test":
+      # `<!-- test: NAME -->`: a dedicated test runs it (docs/keras3.md's
+      # blocks need their own environments: tests/test_keras3.py).
+      skip = f"run by a dedicated test ({directive})"
+    elif directive:
+      if not directive.startswith("skip"):
+        raise ValueError(f"{document}:{line}: unknown doc-test directive "
+                         f"{directive!r}; use `skip REASON`.")
+      skip = directive[len("skip"):].strip() or "no reason given"
+    result.append((f"{document}:{line}", language, match.group("body"),
+                   skip))
+  return result
+
+
+ALL_BLOCKS = [b for d in DOCUMENTS for b in blocks(d)]
+
+
+@pytest.fixture(scope="module")
+def doc_workspace(tmp_path_factory):
+  return workspace.build(tmp_path_factory.mktemp("doc_workspace"))
+
+
+def _shell_commands(body):
+  """The commands of a shell block, continuation lines joined."""
+  return [c for c in body.replace("\\\n", " ").splitlines()
+          if c.strip() and not c.strip().startswith("#")]
+
+
+def _check_python_names(body):
+  """Imports resolve and every attribute used on an imported module exists."""
+  tree = ast.parse(body)
+  modules = {}
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        modules[alias.asname or alias.name.split(".")[0]] = __import__(
+            alias.name, fromlist=["_"] if alias.asname else [])
+    elif isinstance(node, ast.ImportFrom):
+      module = __import__(node.module, fromlist=["_"])
+      for alias in node.names:
+        if not hasattr(module, alias.name):
+          __import__(f"{node.module}.{alias.name}")
+        modules[alias.asname or alias.name] = getattr(module, alias.name)
+  for node in ast.walk(tree):
+    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        and node.value.id in modules):
+      assert hasattr(modules[node.value.id], node.attr), (
+          f"{node.value.id}.{node.attr} does not exist")
+
+
+def _check_shell_names(body, cwd):
+  with open(os.path.join(workspace.REPO, "Makefile"), encoding="utf-8") as f:
+    targets = set(re.findall(r"^([a-z][\w-]*):", f.read(), re.M))
+  for command in _shell_commands(body):
+    words = shlex.split(command, comments=True)
+    if words and words[0] == "make":
+      assert set(words[1:]) <= targets, f"no Makefile target {words[1:]}"
+      continue
+    if "-m" not in words:
+      continue
+    module = words[words.index("-m") + 1]
+    usage = workspace.run(f"python -m {module} --help", cwd=cwd).stdout
+    for word in words:
+      if word.startswith("--"):
+        flag = word[2:].split("=", 1)[0]
+        assert re.search(rf"--(\[no\])?{re.escape(flag)}\b", usage), (
+            f"`python -m {module}` has no flag --{flag}")
+
+
+@pytest.mark.parametrize("block_id, language, body, skip", ALL_BLOCKS,
+                         ids=[b[0] for b in ALL_BLOCKS])
+def test_documented_block_runs(block_id, language, body, skip,
+                               doc_workspace):
+  if skip:
+    if language == "python":
+      _check_python_names(body)
+    else:
+      _check_shell_names(body, doc_workspace)
+    return
+  if language == "python":
+    command = "python - <<'MOBILEBERT_DOC_SNIPPET'\n" + body + (
+        "MOBILEBERT_DOC_SNIPPET\n")
+  else:
+    command = body
+  workspace.run(command, cwd=doc_workspace, timeout=900)
+
+
+def test_every_document_has_runnable_blocks():
+  """The parser finds the blocks (a regression in it would skip them all)."""
+  readme = blocks("README.md")
+  assert sum(1 for b in readme if b[3] is None) >= 5
+  assert {b[1] for b in readme} == set(RUNNABLE)
