@@ -30,7 +30,7 @@ substring rules):
     transpose documented in `name_map`).
 
 The output appears only when complete: it is written into a temporary
-directory beside the target (`checkpoints.tf1_io.staged_prefix`: a crashed
+directory beside the target (`mobilebert_tf.files.staged_prefix`: a crashed
 run's is removed by the next) and renamed into place, the index last.
 
 Usage:
@@ -64,8 +64,8 @@ import tensorflow as tf
 
 from checkpoints import name_map
 from checkpoints import restore
-from checkpoints import tf1_io
 from mobilebert_tf import cli
+from mobilebert_tf import files
 from mobilebert_tf.config import MobileBertConfig
 from mobilebert_tf.config import load_config
 from mobilebert_tf.pretrainer import build_pretrainer
@@ -295,7 +295,7 @@ def _check_output(prefix: str, tf1_prefix: str, overwrite: bool) -> None:
     raise ConversionError(
         f"--tf2_checkpoint_path ({prefix}) is the TF1 checkpoint itself; "
         "choose another prefix.")
-  existing = tf1_io.checkpoint_files(prefix)
+  existing = files.checkpoint_files(prefix)
   if existing and not overwrite:
     raise FileExistsError(
         f"{existing[0]} already exists; pass --overwrite to replace the "
@@ -484,7 +484,7 @@ def convert(config: Union[MobileBertConfig, str],
   parent = os.path.dirname(os.path.abspath(tf2_prefix))
   created_parent = not os.path.isdir(parent)
   try:
-    with tf1_io.staged_prefix(tf2_prefix, overwrite=overwrite) as tmp_prefix:
+    with files.staged_prefix(tf2_prefix, overwrite=overwrite) as tmp_prefix:
       checkpoint = tf.train.Checkpoint(**items)
       # With `save_counter` (as `Checkpoint.save` writes it), so that
       # `Checkpoint(...).restore(OUT).assert_consumed()` and
@@ -497,7 +497,7 @@ def convert(config: Union[MobileBertConfig, str],
   finally:
     if created_parent and os.path.isdir(parent) and not os.listdir(parent):
       os.rmdir(parent)  # Failed: leave no trace.
-  output_files = tf1_io.checkpoint_files(tf2_prefix)
+  output_files = files.checkpoint_files(tf2_prefix)
 
   by_part = _count_parameters(items)
   return ConversionSummary(

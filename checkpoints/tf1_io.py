@@ -1,16 +1,11 @@
 """Reading and writing name-based (TF1) MobileBERT checkpoints.
 
-Also `staged_prefix`, how every checkpoint writer of the project (this
-module, `checkpoints.convert`) makes a checkpoint appear only when complete.
+Writers stage their files with `mobilebert_tf.files.staged_prefix`, so a
+checkpoint appears only when complete.
 """
 
 import collections
-import contextlib
-import glob
-import os
-import shutil
-import tempfile
-from typing import Dict, Iterator, List, Mapping
+from typing import Dict, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -20,58 +15,6 @@ from mobilebert_tf import files
 from mobilebert_tf.config import MobileBertConfig
 
 
-def checkpoint_files(prefix: str) -> List[str]:
-  """The existing files of checkpoint `prefix`: the index, then the data."""
-  return [p for p in [prefix + ".index"] + sorted(glob.glob(
-      glob.escape(prefix) + ".data-*")) if os.path.exists(p)]
-
-
-# TODO(files): a multi-file `staged_prefix` belongs in mobilebert_tf.files.
-@contextlib.contextmanager
-def staged_prefix(prefix: str, overwrite: bool = False) -> Iterator[str]:
-  """Yields a temporary checkpoint prefix beside `prefix`; moves it on success.
-
-  The temporary directory is named like `mobilebert_tf.files`' temporaries,
-  so a crashed writer's is removed by the next. On success the files
-  `<tmp>.data-*` and `<tmp>.index` are renamed to `prefix.*`, the index
-  last: without the index an interrupted move leaves nothing that looks
-  like a checkpoint. Old files of `prefix` (other shardings too) are
-  removed first.
-
-  Args:
-    prefix: str. The checkpoint prefix to write.
-    overwrite: bool. Replace an existing checkpoint at `prefix`. Defaults to
-      False.
-
-  Raises:
-    FileExistsError: a checkpoint exists at `prefix` and `overwrite` is
-      False.
-  """
-  prefix = os.path.abspath(os.fspath(prefix))
-  existing = checkpoint_files(prefix)
-  if existing and not overwrite:
-    raise FileExistsError(
-        f"{existing[0]} already exists. Pass --overwrite (overwrite=True) to "
-        "replace the checkpoint, or choose another prefix.")
-  parent = os.path.dirname(prefix)
-  os.makedirs(parent, exist_ok=True)
-  files.remove_stale_temporaries(prefix)
-  tmp_dir = tempfile.mkdtemp(prefix=files.temporary_prefix(prefix), dir=parent)
-  try:
-    tmp_prefix = os.path.join(tmp_dir, os.path.basename(prefix))
-    yield tmp_prefix
-    if not os.path.exists(tmp_prefix + ".index"):
-      raise RuntimeError(f"Internal error: nothing was written at "
-                         f"{tmp_prefix}.")
-    for stale in checkpoint_files(prefix):
-      os.remove(stale)
-    for path in sorted(glob.glob(glob.escape(tmp_prefix) + ".data-*")):
-      files.replace(path, prefix + path[len(tmp_prefix):])
-    files.replace(tmp_prefix + ".index", prefix + ".index")
-  finally:
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
 def write_tf1_checkpoint(variables: Mapping[str, np.ndarray], prefix: str,
                          overwrite: bool = True) -> str:
   """Writes `{name: array}` as a name-based (TF1) checkpoint.
@@ -79,7 +22,7 @@ def write_tf1_checkpoint(variables: Mapping[str, np.ndarray], prefix: str,
   Runs `SaveV2`, the op `tf.compat.v1.train.Saver` runs, directly: the same
   files (`prefix.index`, `prefix.data-00000-of-00001`), without building a
   graph of thousands of variables (a minute for a full-size checkpoint with
-  optimizer slots). They appear only when complete (`staged_prefix`).
+  optimizer slots). They appear only when complete (`files.staged_prefix`).
 
   Args:
     variables: {TF1 name: array}.
@@ -90,7 +33,7 @@ def write_tf1_checkpoint(variables: Mapping[str, np.ndarray], prefix: str,
     The prefix written.
   """
   names = list(variables)
-  with staged_prefix(prefix, overwrite=overwrite) as tmp_prefix:
+  with files.staged_prefix(prefix, overwrite=overwrite) as tmp_prefix:
     tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
                       shape_and_slices=[""] * len(names),
                       tensors=[np.asarray(variables[n]) for n in names])

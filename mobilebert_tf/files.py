@@ -17,11 +17,12 @@ Example:
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import shutil
 import tempfile
-from typing import Iterator
+from typing import Iterator, List
 
 _TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
@@ -173,6 +174,57 @@ def staged_file(target: str, overwrite: bool = False) -> Iterator[str]:
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp)
     raise
+
+
+def checkpoint_files(prefix: str) -> List[str]:
+  """The existing files of checkpoint `prefix`: the index, then the data."""
+  return [p for p in [prefix + ".index"] + sorted(glob.glob(
+      glob.escape(prefix) + ".data-*")) if os.path.exists(p)]
+
+
+@contextlib.contextmanager
+def staged_prefix(prefix: str, overwrite: bool = False) -> Iterator[str]:
+  """Yields a temporary checkpoint prefix beside `prefix`; moves it on success.
+
+  The temporary directory is named like the other temporaries here, so a
+  crashed writer's is removed by the next. On success the files
+  `<tmp>.data-*` and `<tmp>.index` are renamed to `prefix.*`, the index
+  last: without the index an interrupted move leaves nothing that looks
+  like a checkpoint. Old files of `prefix` (other shardings too) are
+  removed first.
+
+  Args:
+    prefix: str. The checkpoint prefix to write.
+    overwrite: bool. Replace an existing checkpoint at `prefix`. Defaults to
+      False.
+
+  Raises:
+    FileExistsError: a checkpoint exists at `prefix` and `overwrite` is
+      False.
+  """
+  prefix = os.path.abspath(os.fspath(prefix))
+  existing = checkpoint_files(prefix)
+  if existing and not overwrite:
+    raise FileExistsError(
+        f"{existing[0]} already exists. Pass --overwrite (overwrite=True) to "
+        "replace the checkpoint, or choose another prefix.")
+  parent = os.path.dirname(prefix)
+  os.makedirs(parent, exist_ok=True)
+  remove_stale_temporaries(prefix)
+  tmp_dir = tempfile.mkdtemp(prefix=temporary_prefix(prefix), dir=parent)
+  try:
+    tmp_prefix = os.path.join(tmp_dir, os.path.basename(prefix))
+    yield tmp_prefix
+    if not os.path.exists(tmp_prefix + ".index"):
+      raise RuntimeError(f"Internal error: nothing was written at "
+                         f"{tmp_prefix}.")
+    for stale in checkpoint_files(prefix):
+      os.remove(stale)
+    for path in sorted(glob.glob(glob.escape(tmp_prefix) + ".data-*")):
+      replace(path, prefix + path[len(tmp_prefix):])
+    replace(tmp_prefix + ".index", prefix + ".index")
+  finally:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def write_text(target: str, text: str, overwrite: bool = False) -> str:

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mobilebert_tf import MobileBertConfig
 from tests import helpers
+from tests import workspace
 
 # Two threads each: the suite runs on 2 cores, and oversubscription makes
 # small graphs slower, not faster.
@@ -19,6 +20,13 @@ tf.config.threading.set_intra_op_parallelism_threads(2)
 @pytest.fixture
 def tiny_config():
   return MobileBertConfig.from_dict(helpers.TINY_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def workspace_dir(tmp_path_factory):
+  """The files the documented commands name (`tests/workspace.py`), made
+  once per test process and shared by the tests that run those commands."""
+  return workspace.build(tmp_path_factory.mktemp("workspace"))
 
 
 @pytest.fixture

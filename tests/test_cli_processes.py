@@ -7,18 +7,16 @@ a workspace of tiny real files (`tests/workspace.py`). The README's own
 commands are run by tests/test_docs.py; these cover the other modes.
 """
 
-import json
 import os
 
-import numpy as np
 import pytest
 
 from tests import workspace
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-  return workspace.build(tmp_path_factory.mktemp("cli_workspace"))
+@pytest.fixture
+def ws(workspace_dir):
+  return workspace_dir
 
 
 def test_export_from_an_original_tf1_checkpoint(ws):
@@ -107,3 +105,12 @@ def test_convert_then_restore_in_another_process(ws):
       "zip(p.get_weights(), q.get_weights())))\n")
   result = workspace.run(f"python -c \"{script}\"", cwd=ws)
   assert float(result.stdout.split()[-1]) == 0.0
+
+
+def test_benchmark_quick_run(ws):
+  workspace.run(
+      "python -m benchmarks.latency --quick --rows=ours,ours_heads_first "
+      "--shapes=1x16 --repeats=2 --warmup=0 --nomemory --output_dir=bench",
+      cwd=ws)
+  written = sorted(os.listdir(os.path.join(ws, "bench")))
+  assert [os.path.splitext(f)[1] for f in written] == [".json", ".md"]

@@ -39,6 +39,7 @@ from checkpoints import convert
 from checkpoints import name_map
 from checkpoints import tf1_io
 from mobilebert_tf import MobileBertConfig
+from mobilebert_tf import files
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf import model_utils
 from mobilebert_tf.config import PRESET_DIR
@@ -554,7 +555,7 @@ def test_staged_prefix_moves_the_index_last(tmp_path, monkeypatch):
   with pytest.raises(FileExistsError, match="c.index already exists"):
     tf1_io.write_tf1_checkpoint({"a": np.zeros(2)}, prefix, overwrite=False)
   with pytest.raises(RuntimeError, match="boom"):
-    with tf1_io.staged_prefix(str(tmp_path / "d")) as tmp_prefix:
+    with files.staged_prefix(str(tmp_path / "d")) as tmp_prefix:
       tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=["a"],
                         shape_and_slices=[""], tensors=[np.ones(2)])
       raise RuntimeError("boom")

@@ -65,11 +65,6 @@ def blocks(document):
 ALL_BLOCKS = [b for d in DOCUMENTS for b in blocks(d)]
 
 
-@pytest.fixture(scope="module")
-def doc_workspace(tmp_path_factory):
-  return workspace.build(tmp_path_factory.mktemp("doc_workspace"))
-
-
 def _shell_commands(body):
   """The commands of a shell block, continuation lines joined."""
   return [c for c in body.replace("\\\n", " ").splitlines()
@@ -120,19 +115,19 @@ def _check_shell_names(body, cwd):
 @pytest.mark.parametrize("block_id, language, body, skip", ALL_BLOCKS,
                          ids=[b[0] for b in ALL_BLOCKS])
 def test_documented_block_runs(block_id, language, body, skip,
-                               doc_workspace):
+                               workspace_dir):
   if skip:
     if language == "python":
       _check_python_names(body)
     else:
-      _check_shell_names(body, doc_workspace)
+      _check_shell_names(body, workspace_dir)
     return
   if language == "python":
     command = "python - <<'MOBILEBERT_DOC_SNIPPET'\n" + body + (
         "MOBILEBERT_DOC_SNIPPET\n")
   else:
     command = body
-  workspace.run(command, cwd=doc_workspace, timeout=900)
+  workspace.run(command, cwd=workspace_dir, timeout=900)
 
 
 def test_every_document_has_runnable_blocks():

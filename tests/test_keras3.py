@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import importlib.metadata
+import pathlib
 import re
 import subprocess
 import sys
@@ -29,9 +30,7 @@ import tensorflow_hub as hub
 import tensorflow_text  # pylint: disable=unused-import
 
 from mobilebert_tf import MobileBertConfig
-from mobilebert_tf import build_pretrainer
 from mobilebert_tf import numerics
-from mobilebert_tf.vocab import SPECIAL_TOKENS
 from tests import helpers
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,34 +46,11 @@ def doc_blocks():
     return {m["name"]: m["code"] for m in _BLOCK.finditer(f.read())}
 
 
-def _tiny_vocab(size):
-  letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-  words = ["your", "text", "here", "the", "hello", "world", "sum"]
-  tokens = list(SPECIAL_TOKENS) + words + letters + ["##" + c for c in letters]
-  assert len(tokens) >= size
-  return tokens[:size]
-
-
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-  """A tiny encoder + preprocessor export (`python -m export.to_savedmodel`)."""
-  root = tmp_path_factory.mktemp("keras3")
-  config = MobileBertConfig.from_dict(helpers.TINY_CONFIG)
-  (root / "bert_config.json").write_text(config.to_json_string(),
-                                         encoding="utf-8")
-  (root / "vocab.txt").write_text(
-      "\n".join(_tiny_vocab(config.vocab_size)) + "\n", encoding="utf-8")
-  prefix = tf.train.Checkpoint(**build_pretrainer(config).checkpoint_items
-                               ).write(str(root / "ckpt" / "model"))
-  done = subprocess.run(
-      [sys.executable, "-m", "export.to_savedmodel",
-       f"--bert_config_file={root / 'bert_config.json'}",
-       f"--model_checkpoint_path={prefix}",
-       f"--vocab_file={root / 'vocab.txt'}", "--do_lower_case=true",
-       f"--export_path={root / 'export'}", "--seq_length=16"],
-      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return root / "export"
+def export_dir(workspace_dir):
+  """A tiny encoder + preprocessor export (`python -m export.to_savedmodel`,
+  made by the session's `workspace_dir`)."""
+  return pathlib.Path(workspace_dir) / "DIR"
 
 
 @pytest.fixture(scope="module")
