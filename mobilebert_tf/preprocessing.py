@@ -46,20 +46,6 @@ matches them as special tokens; unassigned code points (Unicode category Cn)
 are kept (RE2 has no `\\p{Cn}`), and lower-casing follows ICU's Unicode
 version (differs from Python 3.11 for ~40 recently added letters).
 
-Tokenizer speed, measured on 4000 docstring lines (234k chars) with a 2k
-vocabulary, 2 CPU cores, one batch, mean of 5 runs after tracing
-(`tokenizer='fast'` is the default):
-
-| pipeline                                        | uncased | cased   |
-|-------------------------------------------------|---------|---------|
-| transformers BertTokenizerFast (no specials)    | 184 ms  | 54 ms   |
-| Model Garden BertTokenizer (text.BertTokenizer) | 36 ms   | 38 ms   |
-| Model Garden FastWordpieceBertTokenizer         | 14 ms   | 12 ms   |
-| text.FastBertTokenizer (end to end)             | 4.5 ms  | 3.9 ms  |
-| ours, tokenizer='bert' (exact)                  | 41 ms   | 66 ms   |
-| ours, tokenizer='fast' (exact, default)         | 19 ms   | 18 ms   |
-| ours, 'fast', tokenize_with_offsets             | 112 ms  | 77 ms   |
-
 The offsets path normalizes character by character to map offsets back.
 All four TF pipelines give BertTokenizerFast's ids on the plain corpus; only
 ours also match on the corner cases above. `text.FastBertTokenizer` cannot be

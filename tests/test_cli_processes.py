@@ -45,13 +45,16 @@ def test_tflite_quantizations(ws, quantization, extra):
   assert os.path.getsize(os.path.join(ws, output)) > 0
 
 
-def test_int8_below_the_bar_exits_1_and_writes_nothing(ws):
+def test_int8_without_calibration_text_exits_2_with_one_line(ws):
   result = workspace.run(
       "python -m export.to_tflite --saved_model_dir=DIR/encoder "
-      "--output=refused.tflite --quantization=int8 --seq_length=16 "
-      "--representative_text=corpus.txt",
+      "--output=refused.tflite --quantization=int8 --seq_length=16",
       cwd=ws, check=False)
-  assert result.returncode == 1, result.stderr[-2000:]
+  assert result.returncode == 2, result.stderr[-2000:]
+  error_lines = [l for l in result.stderr.splitlines()
+                 if l.startswith("python -m export.to_tflite: error:")]
+  assert len(error_lines) == 1 and "--representative_text" in error_lines[0]
+  assert "Traceback" not in result.stderr
   assert not os.path.exists(os.path.join(ws, "refused.tflite"))
 
 
@@ -105,12 +108,3 @@ def test_convert_then_restore_in_another_process(ws):
       "zip(p.get_weights(), q.get_weights())))\n")
   result = workspace.run(f"python -c \"{script}\"", cwd=ws)
   assert float(result.stdout.split()[-1]) == 0.0
-
-
-def test_benchmark_quick_run(ws):
-  workspace.run(
-      "python -m benchmarks.latency --quick --rows=ours,ours_heads_first "
-      "--shapes=1x16 --repeats=2 --warmup=0 --nomemory --output_dir=bench",
-      cwd=ws)
-  written = sorted(os.listdir(os.path.join(ws, "bench")))
-  assert [os.path.splitext(f)[1] for f in written] == [".json", ".md"]

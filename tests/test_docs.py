@@ -106,7 +106,7 @@ def _check_shell_names(body, cwd):
     module = words[words.index("-m") + 1]
     usage = workspace.run(f"python -m {module} --help", cwd=cwd).stdout
     for word in words:
-      if word.startswith("--"):
+      if word.startswith("--") and word not in ("--help", "--helpfull"):
         flag = word[2:].split("=", 1)[0]
         assert re.search(rf"--(\[no\])?{re.escape(flag)}\b", usage), (
             f"`python -m {module}` has no flag --{flag}")

@@ -118,25 +118,6 @@ def test_cli_learns_from_a_hub_export(model_dir, tmp_path, capsys):
   assert accuracy >= 0.85, accuracy  # Chance: 0.5.
 
 
-def test_fresh_process_finetunes_a_hub_export(model_dir, tmp_path):
-  # A new interpreter: nothing imported yet registers tensorflow_text's ops,
-  # which the preprocessor SavedModel needs.
-  export_path = tmp_path / "classifier"
-  result = subprocess.run(
-      [sys.executable, "-m", "training.run_classifier",
-       f"--train_file={DEV}", f"--eval_file={DEV}",
-       f"--export_path={export_path}", "--epochs=1", "--batch_size=32",
-       "--seq_length=32"] + _hub_flags(model_dir),
-      cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "Data: 96 training examples" in result.stdout
-  assert "max |difference| 0" in result.stdout
-  assert sorted(os.listdir(tmp_path)) == ["classifier"]  # No temporaries.
-  sentences, _ = _dev_sentences_and_labels()
-  _check_serving_model(str(export_path), sentences + NEW_SENTENCES)
-
-
 def test_finetune_from_a_tf2_checkpoint_matches_its_serving_model(
     model_dir, tmp_path):
   values = rc.parse_flags([
