@@ -37,7 +37,7 @@ def test_export_from_an_original_tf1_checkpoint(ws):
      "--max_relative_error=2.0"),
 ])
 def test_tflite_quantizations(ws, quantization, extra):
-  output = f"model_{quantization}.tflite"
+  output = f"cli_{quantization}.tflite"
   workspace.run(
       f"python -m export.to_tflite --saved_model_dir=DIR/encoder "
       f"--output={output} --quantization={quantization} --seq_length=16 "
