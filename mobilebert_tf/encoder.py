@@ -126,11 +126,10 @@ class MobileBERTEncoder(tf_keras.Model):
     config = {k: v for k, v in locals().items()
               if k not in ("self", "kwargs", "__class__")}
     config.update(kwargs)
-    # Like tf-models-official: these attributes are conveniences, not
+    # Like tf-models-official's encoder (so the object graphs and the
+    # checkpoints are identical): these attributes are conveniences, not
     # checkpoint dependencies; the layers are tracked once, as the functional
     # model's `layer_with_weights-N`.
-    # (tf-models-official's encoder does the same, so the object graphs and
-    # the checkpoints are identical.)
     _compat.stop_attribute_tracking(self)
     initializer = tf_keras.initializers.TruncatedNormal(
         stddev=initializer_range)
