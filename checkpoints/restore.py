@@ -155,15 +155,20 @@ def checkpoint_format(checkpoint_path: str,
 # === Restoring ===
 
 
-def _model_variables(pretrainer) -> List[tf.Variable]:
-  """The unique variables of `checkpoint_items` (the tied table once)."""
+def unique_variables(*objects) -> List[tf.Variable]:
+  """The variables of `objects`, each once (a tied table is shared)."""
   seen, result = set(), []
-  for obj in pretrainer.checkpoint_items.values():
+  for obj in objects:
     for variable in obj.variables:
       if variable.ref() not in seen:
         seen.add(variable.ref())
         result.append(variable)
   return result
+
+
+def _model_variables(pretrainer) -> List[tf.Variable]:
+  """The unique variables of `checkpoint_items` (the tied table once)."""
+  return unique_variables(*pretrainer.checkpoint_items.values())
 
 
 def _expected_tf2_shapes(pretrainer) -> Dict[str, Tuple[int, ...]]:

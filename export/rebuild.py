@@ -21,12 +21,12 @@ Example:
 
 import dataclasses
 import os
-from typing import List
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from checkpoints import restore
 from export import encoder_model
 from export import encoder_savedmodel
 from mobilebert_tf.config import MobileBertConfig
@@ -54,16 +54,6 @@ class RebuiltExport:
   config: MobileBertConfig
   pretrainer: object
   export_model: tf_keras.Model
-
-
-def _unique_variables(*models) -> List[tf.Variable]:
-  seen, result = set(), []
-  for model in models:
-    for variable in model.variables:
-      if variable.ref() not in seen:
-        seen.add(variable.ref())
-        result.append(variable)
-  return result
 
 
 def rebuild_export_model(saved_model_dir: str,
@@ -100,7 +90,7 @@ def rebuild_export_model(saved_model_dir: str,
   # The export's one variable outside the model; restored below.
   export_model.do_lower_case = tf.Variable(False, trainable=False,
                                            name="do_lower_case")
-  variables = _unique_variables(export_model, export_model.mlm)
+  variables = restore.unique_variables(export_model, export_model.mlm)
   for variable in variables:  # Sentinel: anything not restored stays NaN.
     if variable.dtype.is_floating:
       variable.assign(tf.fill(variable.shape, float("nan")))

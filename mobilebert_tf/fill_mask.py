@@ -73,11 +73,6 @@ class MaskedInputs(NamedTuple):
   positions: List[List[int]]
 
 
-def _special_ids(preprocessor) -> Dict[str, int]:
-  return {k: int(np.asarray(v)) for k, v in
-          preprocessor.tokenize.get_special_tokens_dict().items()}
-
-
 def mask_inputs(texts: Sequence[str], preprocessor,
                 seq_length: Optional[int] = None,
                 max_seq_length: int = 512) -> MaskedInputs:
@@ -115,7 +110,7 @@ def mask_inputs(texts: Sequence[str], preprocessor,
     limit, limit_name = seq_length, "seq_length"
   else:
     limit, limit_name = max_seq_length, "max_seq_length"
-  special = _special_ids(preprocessor)
+  special = preprocessing.special_token_ids(preprocessor.tokenize)
   mask_id = special["mask_id"]
   parts = [text.split(MASK_TEXT) for text in texts]
   flat = [p for ps in parts for p in ps]

@@ -180,6 +180,12 @@ def check_vocab(vocab_file: str, config) -> List[str]:
   return tokens
 
 
+def special_token_ids(tokenize) -> Dict[str, int]:
+  """`tokenize.get_special_tokens_dict()` of a preprocessor (loaded or in
+  memory), as Python ints."""
+  return {k: int(v) for k, v in tokenize.get_special_tokens_dict().items()}
+
+
 def special_tokens_dict(tokens: Sequence[str]) -> Dict[str, int]:
   """Returns the TF-Hub special-tokens dict of a validated vocabulary.
 

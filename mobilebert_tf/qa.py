@@ -35,6 +35,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from mobilebert_tf import preprocessing
+
 
 @dataclasses.dataclass(frozen=True)
 class Span:
@@ -188,11 +190,6 @@ def _tokenize_with_offsets(preprocessor, texts):
   return merge(ids), merge(starts), merge(limits)
 
 
-def _special_ids(preprocessor):
-  special = preprocessor.tokenize.get_special_tokens_dict()
-  return {k: int(np.asarray(v)) for k, v in special.items()}
-
-
 def prepare_qa_inputs(preprocessor, questions: Sequence[str],
                       contexts: Sequence[str], seq_length: int = 384,
                       max_query_length: int = 64):
@@ -226,7 +223,7 @@ def prepare_qa_inputs(preprocessor, questions: Sequence[str],
                      f"Received: {len(questions)} and {len(contexts)}")
   _check_positive("max_query_length", max_query_length)
   _check_positive("seq_length", seq_length)
-  special = _special_ids(preprocessor)
+  special = preprocessing.special_token_ids(preprocessor.tokenize)
   question_ids = preprocessor.tokenize(tf.constant(questions)).merge_dims(
       -2, -1).to_list()
   context_ids, starts, limits = _tokenize_with_offsets(preprocessor, contexts)

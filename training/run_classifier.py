@@ -68,6 +68,7 @@ from mobilebert_tf.config import PRESETS
 from mobilebert_tf import files
 from mobilebert_tf import heads
 from mobilebert_tf import optimization
+from mobilebert_tf import preprocessing
 from training import tsv
 
 _PROGRAM = "python -m training.run_classifier"
@@ -115,11 +116,6 @@ class TextToEncoderInputs(tf_keras.layers.Layer):
     return self.pack([self.tokenize(s) for s in segments])
 
 
-def _special_tokens(tokenize) -> Dict[str, int]:
-  special = tokenize.get_special_tokens_dict()
-  return {k: int(np.asarray(v)) for k, v in special.items()}
-
-
 def load_text_preprocessing(flag_values, seq_length: int):
   """The `TextToEncoderInputs` layer for the chosen source."""
   if flag_values.preprocessor:
@@ -129,14 +125,13 @@ def load_text_preprocessing(flag_values, seq_length: int):
     import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
     loaded = hub.load(flag_values.preprocessor)
     tokenize = hub.KerasLayer(loaded.tokenize, name="tokenize")
-    special = _special_tokens(loaded.tokenize)
+    special = preprocessing.special_token_ids(loaded.tokenize)
   else:
-    from mobilebert_tf import preprocessing
     preprocessor = preprocessing.build_preprocessor(
         flag_values.vocab_file, flag_values.do_lower_case,
         seq_length=seq_length, tokenize_with_offsets=False)
     tokenize = preprocessor.tokenize
-    special = _special_tokens(tokenize)
+    special = preprocessing.special_token_ids(tokenize)
   return TextToEncoderInputs(tokenize, special, seq_length,
                              name="text_to_encoder_inputs")
 
@@ -171,7 +166,6 @@ def load_encoder(flag_values):
   from checkpoints import restore
   from mobilebert_tf import build_pretrainer
   from mobilebert_tf import config as config_lib
-  from mobilebert_tf import preprocessing
   # pylint: enable=g-import-not-at-top
   config = config_lib.load_config(flag_values.bert_config_file)
   _check_seq_length(flag_values.seq_length, config,

@@ -115,11 +115,15 @@ def mask_scores(scores, mask, mask_rule: str):
   raise ValueError(check_mask_rule(mask_rule))
 
 
-def _matmul_dense(inputs, layer):
-  """`layer` (Dense or EinsumDense) as one 2-D matmul on `[rows, width]`."""
-  kernel = tf.reshape(layer.kernel, [layer.kernel.shape[0], -1])
+def dense_as_matmul(inputs, layer):
+  """`layer` (Dense or EinsumDense) as one 2-D matmul (+ bias) on `[rows, width]`."""
+  kernel = layer.kernel
+  if kernel.shape.rank != 2:  # EinsumDense: [in, heads, size] -> [in, heads * size]
+    kernel = tf.reshape(kernel, [kernel.shape[0], -1])
+  bias = layer.bias if layer.bias.shape.rank == 1 else tf.reshape(layer.bias,
+                                                                  [-1])
   return tf.nn.bias_add(tf.matmul(inputs, tf.cast(kernel, inputs.dtype)),
-                        tf.cast(tf.reshape(layer.bias, [-1]), inputs.dtype))
+                        tf.cast(bias, inputs.dtype))
 
 
 class MobileBertAttention(tf_keras.layers.Layer):
@@ -224,9 +228,9 @@ class MobileBertAttention(tf_keras.layers.Layer):
       return tf.transpose(tf.reshape(x, [batch, seq, heads, size]),
                           [0, 2, 1, 3])
 
-    query = split_heads(_matmul_dense(query_key_input, self._query_dense))
-    key = split_heads(_matmul_dense(query_key_input, self._key_dense))
-    value = split_heads(_matmul_dense(value_input, self._value_dense))
+    query = split_heads(dense_as_matmul(query_key_input, self._query_dense))
+    key = split_heads(dense_as_matmul(query_key_input, self._key_dense))
+    value = split_heads(dense_as_matmul(value_input, self._value_dense))
     scores, probs, dropped = self._probabilities(
         tf.matmul(query, key, transpose_b=True), mask, training)
     context = tf.matmul(dropped, value)  # [batch, heads, seq, size]
@@ -247,7 +251,7 @@ class MobileBertAttention(tf_keras.layers.Layer):
     heads, size = self.num_heads, self.head_size
 
     def project(inputs, dense):
-      projected = _matmul_dense(inputs, dense)
+      projected = dense_as_matmul(inputs, dense)
       # A split and a stack are cheap copies; on oneDNN a transpose is not.
       projected = tf.stack(tf.split(projected, heads, axis=1), axis=0)
       return tf.reshape(projected, [heads, batch, seq, size])

@@ -7,17 +7,12 @@ from mobilebert_tf.config import attention_input_widths
 from mobilebert_tf.layers.activations import get_activation
 from mobilebert_tf.layers.attention import MobileBertAttention
 from mobilebert_tf.layers.attention import check_layout
+from mobilebert_tf.layers.attention import dense_as_matmul
 from mobilebert_tf.layers.attention import key_mask
 from mobilebert_tf.layers.initializers import clone_initializer
 from mobilebert_tf.layers.initializers import default_initializer
 from mobilebert_tf.layers.normalization import PACKAGE
 from mobilebert_tf.layers.normalization import get_norm_layer
-
-
-def _dense_2d(inputs, layer):
-  """A `Dense` layer as one matmul (+ bias) on `[rows, width]` inputs."""
-  return tf.nn.bias_add(tf.matmul(inputs, tf.cast(layer.kernel, inputs.dtype)),
-                        tf.cast(layer.bias, inputs.dtype))
 
 
 @tf_keras.utils.register_keras_serializable(package=PACKAGE)
@@ -343,13 +338,13 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     if not self.use_bottleneck:
       return block_input, block_input, block_input
     input_dense, input_norm = self.bottleneck_input
-    layer_input = input_norm(_dense_2d(block_input, input_dense))
+    layer_input = input_norm(dense_as_matmul(block_input, input_dense))
     if self.use_bottleneck_attention:
       return layer_input, layer_input, layer_input
     if not self.key_query_shared_bottleneck:
       return layer_input, block_input, block_input
     kq_dense, kq_norm = self.kq_shared_bottleneck
-    return layer_input, kq_norm(_dense_2d(block_input, kq_dense)), block_input
+    return layer_input, kq_norm(dense_as_matmul(block_input, kq_dense)), block_input
 
   def _after_attention(self, attention_output, layer_input, block_input,
                        training):
@@ -361,10 +356,10 @@ class MobileBertTransformer(tf_keras.layers.Layer):
 
     ffns = self.feedforward_networks
     for i, (intermediate, output, norm) in enumerate(ffns):
-      hidden = _dense_2d(layer_output, intermediate)
+      hidden = dense_as_matmul(layer_output, intermediate)
       if self._activation is not None:
         hidden = self._activation(hidden)
-      ffn_output = _dense_2d(hidden, output)
+      ffn_output = dense_as_matmul(hidden, output)
       if not self.use_bottleneck and i == len(ffns) - 1:
         ffn_output = self._hidden_dropout(ffn_output, training=training)
       layer_output = norm(ffn_output + layer_output)
@@ -372,7 +367,7 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     if self.use_bottleneck:
       output_dense, output_norm = self.bottleneck_output
       dropout = self.block_layers["bottleneck_output"][1]
-      layer_output = dropout(_dense_2d(layer_output, output_dense),
+      layer_output = dropout(dense_as_matmul(layer_output, output_dense),
                              training=training)
       layer_output = output_norm(layer_output + block_input)
     return layer_output
