@@ -4,6 +4,8 @@
 #   make test-fast  the same without the tests marked slow
 #   make benchmark  the full latency benchmark (many minutes at 100% CPU);
 #                   writes benchmarks/results/latency-<date>-<cpu>.{json,md}
+#   make benchmark-training  the pretraining-step and pretraining-data
+#                   benchmark; writes benchmarks/results/training-<date>-<cpu>.*
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PIP := $(VENV)/bin/pip --disable-pip-version-check
@@ -12,7 +14,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 # resolved versions: without it pip backtracks into source builds.
 PIP_INSTALL := $(PIP) install --quiet --use-pep517 --constraint constraints.txt
 
-.PHONY: demo test test-fast benchmark clean
+.PHONY: demo test test-fast benchmark benchmark-training clean
 
 $(VENV)/.base: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,9 @@ test-fast: $(VENV)/.test
 
 benchmark: $(VENV)/.test
 	$(VENV)/bin/python -m benchmarks.latency
+
+benchmark-training: $(VENV)/.test
+	$(VENV)/bin/python -m benchmarks.training
 
 clean:
 	rm -rf $(VENV) build

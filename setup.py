@@ -39,6 +39,8 @@ setuptools.setup(
             # The suite runs on two workers (`make test`): most tests trace
             # graphs on one core.
             "pytest-xdist>=3.8,<4",
+            # The workers build the documentation workspace once, together.
+            "filelock>=3.12,<5",
             "transformers>=4.40,<5",
             "torch==2.13.0",
         ],

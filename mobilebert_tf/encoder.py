@@ -11,7 +11,15 @@ from mobilebert_tf.config import MobileBertConfig
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
-class _InputCheck(tf_keras.layers.Layer):
+class _KeyMask(tf_keras.layers.Layer):
+  """The 0/1 key mask `[batch, 1, 1, seq]`, made once for all blocks."""
+
+  def call(self, input_word_ids, input_mask, input_type_ids):
+    del input_word_ids, input_type_ids  # checked by `_InputCheck`
+    return layers.key_mask(input_mask, self.compute_dtype)
+
+
+class _InputCheck(_KeyMask):
   """Checks that the three inputs have one shape; returns the 0/1 key mask."""
 
   def call(self, input_word_ids, input_mask, input_type_ids):
@@ -27,7 +35,7 @@ class _InputCheck(tf_keras.layers.Layer):
         for name, t in (("input_mask", input_mask),
                         ("input_type_ids", input_type_ids))]
     with tf.control_dependencies(checks):
-      return layers.key_mask(input_mask, self.compute_dtype)
+      return super().call(input_word_ids, input_mask, input_type_ids)
 
 
 @tf_keras.utils.register_keras_serializable(package="MobileBertTF")
@@ -175,12 +183,10 @@ class MobileBERTEncoder(tf_keras.Model):
             shape=(None,), dtype=tf.int32, name="input_mask"),
         input_type_ids=tf_keras.Input(
             shape=(None,), dtype=tf.int32, name="input_type_ids"))
-    if validate_inputs:
-      mask = _InputCheck(name="input_check")(
-          inputs["input_word_ids"], inputs["input_mask"],
-          inputs["input_type_ids"])
-    else:
-      mask = inputs["input_mask"]
+    key_mask_layer = (_InputCheck(name="input_check") if validate_inputs
+                      else _KeyMask(name="key_mask"))
+    mask = key_mask_layer(inputs["input_word_ids"], inputs["input_mask"],
+                          inputs["input_type_ids"])
     embedding_output = self.embedding_layer(inputs["input_word_ids"],
                                             inputs["input_type_ids"])
     hidden = embedding_output

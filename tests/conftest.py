@@ -1,9 +1,11 @@
 """Shared fixtures: tiny configs, inputs, and TF1 checkpoints built by the tests."""
 
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import filelock
 import pytest
 import tensorflow as tf
 
@@ -23,10 +25,22 @@ def tiny_config():
 
 
 @pytest.fixture(scope="session")
-def workspace_dir(tmp_path_factory):
-  """The files the documented commands name (`tests/workspace.py`), made
-  once per test process and shared by the tests that run those commands."""
-  return workspace.build(tmp_path_factory.mktemp("workspace"))
+def workspace_dir(tmp_path_factory, worker_id):
+  """The files the documented commands name (`tests/workspace.py`), shared
+  by the tests that run those commands in one test process.
+
+  Under pytest-xdist the first worker that needs it builds it once for all;
+  each worker then works in its own copy, as the commands write there.
+  """
+  own = tmp_path_factory.mktemp("workspace")
+  if worker_id == "master":  # not under xdist
+    return workspace.build(own)
+  shared = tmp_path_factory.getbasetemp().parent  # common to the workers
+  with filelock.FileLock(str(shared / "workspace.lock")):
+    built = workspace.build_once(shared / "workspace")
+  shutil.copytree(built, own, symlinks=True, dirs_exist_ok=True,
+                  ignore=shutil.ignore_patterns(".complete"))
+  return str(own)
 
 
 @pytest.fixture

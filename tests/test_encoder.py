@@ -76,6 +76,19 @@ def test_padding_does_not_change_real_positions(tiny_config):
   np.testing.assert_allclose(a[:, :3], b[:, :3], rtol=1e-5, atol=1e-5)
 
 
+def test_unvalidated_inputs_compute_the_same(tiny_config):
+  """`validate_inputs=False` drops the checks, not the mask's binarization."""
+  checked = build_encoder(tiny_config)
+  unchecked = build_encoder(tiny_config, validate_inputs=False)
+  unchecked.set_weights(checked.get_weights())
+  inputs = _encoder_inputs(make_encoder_inputs(tiny_config, batch=2, seq=6))
+  inputs["input_mask"] = np.array([[1] * 6, [1] * 3 + [0] * 3], np.int32)
+  want = checked(inputs)["sequence_output"]
+  twos = dict(inputs, input_mask=inputs["input_mask"] * 2)
+  np.testing.assert_array_equal(unchecked(twos)["sequence_output"], want)
+  assert "key_mask" in [layer.name for layer in unchecked.layers]
+
+
 def test_config_round_trip(tiny_config, tiny_inputs):
   encoder = build_encoder(tiny_config)
   clone = MobileBERTEncoder.from_config(encoder.get_config())

@@ -12,6 +12,7 @@ from mobilebert_tf import MobileBertMaskedLM
 from mobilebert_tf import MobileBertTransformer
 from mobilebert_tf import NoNorm
 from mobilebert_tf import get_norm_layer
+from mobilebert_tf import layers
 
 
 def _round_trip(layer):
@@ -190,6 +191,19 @@ def test_layout_is_explicit_and_serialized():
     _block(attention_layout="converter")
   with pytest.raises(ValueError, match="attention_mask_rule"):
     _block(attention_mask_rule="minus_infinity")
+
+
+def test_key_mask_shapes_and_rank_4_passes_through():
+  mask = np.array([[1, 2, 0]], np.int32)
+  np.testing.assert_array_equal(layers.key_mask(mask, tf.float32),
+                                [[[[1.0, 1.0, 0.0]]]])
+  pairs = layers.key_mask(np.ones([1, 3, 3]), tf.float16)
+  assert pairs.shape == (1, 1, 3, 3) and pairs.dtype == tf.float16
+  # A rank-4 mask is what key_mask made (0/1): it is only cast.
+  ready = np.array([[[[1.0, 0.0, 1.0]]]], np.float32)
+  np.testing.assert_array_equal(layers.key_mask(ready, tf.float16), ready)
+  with pytest.raises(ValueError, match="rank 2, 3 or 4"):
+    layers.key_mask(np.ones([3]), tf.float32)
 
 
 @pytest.mark.parametrize("rule", ["exclude", "additive",

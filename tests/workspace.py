@@ -118,3 +118,19 @@ def build(directory):
       "--model_checkpoint_path=CKPT --vocab_file=vocab.txt "
       "--do_lower_case=true --export_path=DIR --seq_length=32", cwd=directory)
   return directory
+
+
+def build_once(directory):
+  """`build(directory)` unless a complete build is there; returns it.
+
+  A build that failed half-way is removed and made again. Callers that may
+  run concurrently hold a lock around this call.
+  """
+  directory = os.fspath(directory)
+  complete = os.path.join(directory, ".complete")
+  if not os.path.exists(complete):
+    shutil.rmtree(directory, ignore_errors=True)
+    build(directory)
+    with open(complete, "w", encoding="utf-8"):
+      pass
+  return directory

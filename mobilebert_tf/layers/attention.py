@@ -59,27 +59,29 @@ def check_mask_rule(mask_rule: str) -> str:
 def key_mask(attention_mask, dtype):
   """A 0/1 mask of `dtype` that broadcasts against `[batch, heads, q, k]`.
 
-  The mask is binarized (any nonzero value attends), so a mask holding 2
-  or 0.5 means the same as 1.
+  A rank-2 or rank-3 mask is binarized (any nonzero value attends), so a
+  mask holding 2 or 0.5 means the same as 1. A rank-4 mask is taken to be
+  such a 0/1 mask already (what this function returns: the encoder makes it
+  once, and each block reuses it) and is only cast to `dtype`.
 
   Args:
     attention_mask: `[batch, seq]` (per key), `[batch, from, to]`, or an
-      already broadcastable `[batch, 1 or heads, 1 or from, to]`.
+      already broadcastable 0/1 `[batch, 1 or heads, 1 or from, to]`.
     dtype: the dtype of the attention scores.
 
   Returns:
     `[batch, 1, 1, to]`, `[batch, 1, from, to]` or the rank-4 input's shape.
   """
   attention_mask = tf.convert_to_tensor(attention_mask)
+  rank = attention_mask.shape.rank
+  if rank == 4:
+    return tf.cast(attention_mask, dtype)
   mask = tf.cast(tf.not_equal(attention_mask,
                               tf.zeros([], attention_mask.dtype)), dtype)
-  rank = mask.shape.rank
   if rank == 2:
     return mask[:, tf.newaxis, tf.newaxis, :]
   if rank == 3:
     return mask[:, tf.newaxis, :, :]
-  if rank == 4:
-    return mask
   raise ValueError("`attention_mask` must have rank 2, 3 or 4. Received "
                    f"shape: {attention_mask.shape}")
 

@@ -62,7 +62,8 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     input_tensor: `[batch, seq, hidden_size]`.
     attention_mask: `[batch, seq]` or `[batch, seq, seq]` (nonzero = attend,
       0 = padding; binarized), or a broadcastable rank-4 0/1 mask
-      `[batch, 1 or heads, 1 or seq, seq]`, or None.
+      `[batch, 1 or heads, 1 or seq, seq]` (used as it is: `key_mask`), or
+      None.
     return_attention_scores: bool. Also return the attention probabilities
       `[batch, heads, seq, seq]`.
     return_attention_logits: bool. Also return the masked pre-softmax scores
