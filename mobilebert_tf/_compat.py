@@ -50,6 +50,24 @@ def attach_without_weights(model, name: str, submodel) -> None:
   setattr(model, name, submodel)
 
 
+def create_optimizer_slots(optimizer, variables) -> None:
+  """Creates a tf_keras optimizer's slots and `iterations` now.
+
+  Made in the first `apply_gradients`, inside a training step's
+  `tf.function`, they would make TF trace the whole step twice (once
+  creating variables, once not), and a checkpoint restored before the first
+  step would restore them only when they appear. The legacy optimizers
+  (tf-models-official's LAMB and AdamWeightDecay are) have no public way;
+  the new ones have `build`. A `LossScaleOptimizer` forwards the call to
+  the optimizer it wraps.
+  """
+  create = getattr(optimizer, "_create_all_weights", None)
+  if create is not None:
+    create(variables)
+  else:
+    optimizer.build(variables)
+
+
 def convert_variables_to_constants(concrete_function):
   """`concrete_function` with every captured variable folded into a constant.
 

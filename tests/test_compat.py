@@ -72,6 +72,19 @@ def test_attach_without_weights():
   assert len(model.weights) == 2  # kernel and bias of its own Dense only
 
 
+def test_create_optimizer_slots_before_the_first_step():
+  variable = tf.Variable([1.0, 2.0])
+  legacy = tf_keras.optimizers.legacy.Adam
+  for optimizer in (legacy(), tf_keras.optimizers.Adam(),
+                    tf_keras.mixed_precision.LossScaleOptimizer(legacy())):
+    _compat.create_optimizer_slots(optimizer, [variable])
+    variables = optimizer.variables
+    names = [v.name for v in (variables() if callable(variables)
+                              else variables)]
+    assert len(names) == 3, names  # iterations, m and v
+    assert int(optimizer.iterations) == 0
+
+
 def test_convert_variables_to_constants():
   variable = tf.Variable([[2.0]])
   function = tf.function(lambda x: tf.matmul(x, variable)).get_concrete_function(
