@@ -377,15 +377,20 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(
   assert all(np.isfinite(v).all() for v in _model_weights(good).values())
 
 
-def test_mixed_bfloat16_trains_a_step_on_cpu(data, tmp_path):
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_a_step_on_cpu(data, tmp_path, policy):
   import tf_keras  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / "model")
   code, out, err = _main(_flags(data, model_dir, num_train_steps=1,
                                 num_warmup_steps=0,
-                                mixed_precision="mixed_bfloat16",
+                                mixed_precision=policy,
                                 deterministic=None))
   assert code == 0, err
-  assert "policy mixed_bfloat16" in out
+  assert f"policy {policy}" in out
+  # float16 needs loss scaling (a LossScaleOptimizer, its scale saved).
+  has_loss_scale = any("loss_scale" in name for name in _variables(
+      tf.train.latest_checkpoint(model_dir)))
+  assert has_loss_scale == (policy == "mixed_float16")
   loss = float(re.search(r"step 1/1 - loss: ([0-9.]+)", out).group(1))
   assert 0 < loss < 10
   assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-1")
