@@ -7,7 +7,7 @@ figure is the median over repeats of (time of one call / batch).
 """
 
 import time
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -30,7 +30,26 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
   return 2 * size ** 3 / best / 1e9
 
 
-def _error_text(error: BaseException) -> str:
+def interleaved(runners: Mapping[str, Callable[[], object]],
+                repeats: int) -> Dict[str, List[float]]:
+  """Seconds of each call of each runner, the rows taking turns.
+
+  Every round calls each runner once, in an order rotated by one each
+  round, so that load from other processes hits every row alike.
+  """
+  times = {row: [] for row in runners}
+  order = list(runners)
+  for repeat in range(repeats):
+    shift = repeat % max(len(order), 1)
+    for row in order[shift:] + order[:shift]:
+      start = time.perf_counter()
+      runners[row]()
+      times[row].append(time.perf_counter() - start)
+  return times
+
+
+def error_text(error: BaseException) -> str:
+  """`Type: first line of the message`, for a row that could not run."""
   message = str(error).strip()
   first = message.splitlines()[0] if message else repr(error)
   return f"{type(error).__name__}: {first}"
@@ -69,16 +88,13 @@ def measure_shape(row_ids: Sequence[str], setup, shape: Tuple[int, int],
         runners[row]()
       results[row] = dict(first_call_s=first, times=[])
     except Exception as e:  # pylint: disable=broad-except
-      log(f"  {row}: skipped ({_error_text(e)})")
+      log(f"  {row}: skipped ({error_text(e)})")
       runners.pop(row, None)
-      results[row] = dict(error=_error_text(e))
+      results[row] = dict(error=error_text(e))
   active = [r for r in row_ids if r in runners]
-  for repeat in range(repeats):
-    shift = repeat % max(len(active), 1)
-    for row in active[shift:] + active[:shift]:
-      start = time.perf_counter()
-      runners[row]()
-      results[row]["times"].append(time.perf_counter() - start)
+  timed = interleaved({row: runners[row] for row in active}, repeats)
+  for row in active:
+    results[row]["times"] = timed[row]
   reference = outputs.get(rows_lib.REFERENCE)
   for row in active:
     r = results[row]

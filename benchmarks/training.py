@@ -320,11 +320,6 @@ def build_runner(row_id: str, config, features_np: dict,
                     loss_function(model))
 
 
-def _error_text(error: BaseException) -> str:
-  lines = str(error).strip().splitlines()
-  return f"{type(error).__name__}: {lines[0] if lines else repr(error)}"
-
-
 def _relative_difference(losses: Mapping[str, float],
                          reference: Mapping[str, float]) -> float:
   return max(abs(losses[k] - v) / abs(v) for k, v in reference.items())
@@ -358,6 +353,7 @@ def time_rows(row_ids: Sequence[str], config, features_np: dict,
     `loss_relative_difference_vs_ours` and
     `final_loss_relative_difference_vs_ours`; or `error` (str).
   """
+  from benchmarks import timing  # pylint: disable=g-import-not-at-top
   batch = len(features_np["input_word_ids"])
   runners, results = {}, {}
   for row in row_ids:
@@ -375,16 +371,13 @@ def time_rows(row_ids: Sequence[str], config, features_np: dict,
         runners[row]()
       log(f"  {row}: built and traced in {time.perf_counter() - start:.0f} s")
     except Exception as e:  # pylint: disable=broad-except
-      log(f"  {row}: skipped ({_error_text(e)})")
+      log(f"  {row}: skipped ({timing.error_text(e)})")
       runners.pop(row, None)
-      results[row] = dict(error=_error_text(e))
+      results[row] = dict(error=timing.error_text(e))
   active = [r for r in row_ids if r in runners]
-  for repeat in range(repeats):
-    shift = repeat % max(len(active), 1)
-    for row in active[shift:] + active[:shift]:
-      start = time.perf_counter()
-      runners[row]()
-      results[row]["times"].append(time.perf_counter() - start)
+  timed = timing.interleaved({row: runners[row] for row in active}, repeats)
+  for row in active:
+    results[row]["times"] = timed[row]
   for row in active:
     r = results[row]
     r["final_losses"] = runners[row].losses(runners[row].features)

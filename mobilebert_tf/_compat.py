@@ -68,6 +68,26 @@ def create_optimizer_slots(optimizer, variables) -> None:
     optimizer.build(variables)
 
 
+@contextlib.contextmanager
+def op_determinism(enabled: bool) -> Iterator[None]:
+  """TF op determinism inside the block, the previous setting after it.
+
+  `tf.config.experimental.enable_op_determinism()` is process-wide and has
+  no public way back; a CLI run in-process (`main([...])`) must not leave
+  it on for the caller (it makes unseeded random ops, e.g. dropout, raise).
+  """
+  # pylint: disable-next=g-direct-tensorflow-import,g-import-not-at-top
+  from tensorflow.python.framework import config
+  previous = config.is_op_determinism_enabled()
+  if enabled:
+    config.enable_op_determinism()
+  try:
+    yield
+  finally:
+    if not previous:
+      config.disable_op_determinism()
+
+
 def convert_variables_to_constants(concrete_function):
   """`concrete_function` with every captured variable folded into a constant.
 

@@ -31,6 +31,7 @@ from benchmarks import latency
 from benchmarks import machine
 from benchmarks import report
 from benchmarks import rows as rows_lib
+from benchmarks import timing
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_encoder
 from mobilebert_tf.encoder import ENCODER_INPUTS
@@ -147,6 +148,16 @@ def test_quick_runs_never_default_to_the_committed_results():
       REPO_ROOT, "benchmarks", "results")
   quick_dir = latency.default_output_dir(quick=True)
   assert not quick_dir.startswith(os.path.join(REPO_ROOT, "benchmarks"))
+
+
+def test_interleaved_rotates_the_order_and_times_every_call():
+  calls = []
+  runners = {row: (lambda row=row: calls.append(row)) for row in "abc"}
+  times = timing.interleaved(runners, repeats=3)
+  assert calls == list("abc" "bca" "cab")
+  assert {row: len(t) for row, t in times.items()} == dict(a=3, b=3, c=3)
+  assert all(t >= 0 for ts in times.values() for t in ts)
+  assert timing.error_text(ValueError("bad\nmore")) == "ValueError: bad"
 
 
 def test_cpu_slug():

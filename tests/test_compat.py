@@ -85,6 +85,16 @@ def test_create_optimizer_slots_before_the_first_step():
     assert int(optimizer.iterations) == 0
 
 
+def test_op_determinism_holds_inside_the_block_only():
+  from tensorflow.python.framework import config  # pylint: disable=g-direct-tensorflow-import,g-import-not-at-top
+  assert not config.is_op_determinism_enabled()
+  with _compat.op_determinism(True):
+    assert config.is_op_determinism_enabled()
+  assert not config.is_op_determinism_enabled()
+  with _compat.op_determinism(False):
+    assert not config.is_op_determinism_enabled()
+
+
 def test_convert_variables_to_constants():
   variable = tf.Variable([[2.0]])
   function = tf.function(lambda x: tf.matmul(x, variable)).get_concrete_function(

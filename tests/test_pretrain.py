@@ -419,6 +419,9 @@ def test_eval_restore_and_export(data, reference, tmp_path):
                                 eval_input_file=eval_file, eval_batch_size=8,
                                 max_eval_steps=3))
   assert code == 0, err
+  # --deterministic held for the run only, not for this (calling) process.
+  from tensorflow.python.framework import config  # pylint: disable=g-direct-tensorflow-import,g-import-not-at-top
+  assert not config.is_op_determinism_enabled()
   with open(os.path.join(model_dir, "eval_results.json")) as f:
     results = json.load(f)
   assert results["step"] == STEPS and results["eval_steps"] == 3

@@ -54,6 +54,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import flags
 
+from mobilebert_tf import _compat
 from mobilebert_tf import cli
 
 # TensorFlow and the model code are imported where first needed: usage
@@ -460,10 +461,7 @@ def pretrain(values, log=print) -> Dict[str, float]:
   from training import distribution  # pylint: disable=g-import-not-at-top
   strategy = distribution.get_strategy(values.distribution_strategy,
                                        tpu=values.tpu)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
-  if values.deterministic:
-    tf.config.experimental.enable_op_determinism()
   replicas = strategy.num_replicas_in_sync
   for flag in ("train_batch_size", "eval_batch_size"):
     if values[flag].value % replicas:
@@ -491,66 +489,69 @@ def pretrain(values, log=print) -> Dict[str, float]:
   tf_keras.utils.set_random_seed(values.seed)
   previous_policy = tf_keras.mixed_precision.global_policy()
   distribution.set_mixed_precision(values.mixed_precision)
-  try:
-    with strategy.scope():
-      pretrainer = build_pretrainer(config, with_nsp=True)
-      optimizer = distribution.wrap_optimizer(
-          optimization.create_optimizer(
-              values.optimizer, learning_rate=values.learning_rate,
-              num_train_steps=values.num_train_steps,
-              num_warmup_steps=min(values.num_warmup_steps,
-                                   values.num_train_steps),
-              weight_decay_rate=values.weight_decay_rate),
-          values.mixed_precision)
-      trainer = loop.Trainer(
-          strategy, pretrainer, optimizer,
-          lambda features, outputs: pretraining_losses.pretraining_loss(
-              features, outputs),
-          model_dir=values.model_dir,
-          train_input_fn=(make_train_input_fn(values, config, train_paths)
-                          if values.do_train else None),
-          global_batch_size=values.train_batch_size,
-          checkpoint_items=pretrainer.checkpoint_items,
-          loss_names=_LOSS_NAMES, metrics=make_metrics(),
-          update_metrics=update_metrics,
-          save_checkpoints_steps=values.save_checkpoints_steps,
-          keep_checkpoint_max=values.keep_checkpoint_max,
-          steps_per_loop=values.steps_per_loop, log=log,
-          on_loop_end=_pause_hook())
-    latest = trainer.latest_checkpoint
-    if latest:
-      restore.check_tf2_fits(pretrainer, latest)  # ValueError names it.
-    elif values.init_checkpoint:
-      fmt = restore.load_checkpoint(pretrainer, config,
-                                    values.init_checkpoint,
-                                    flag="--init_checkpoint")
-      log(f"Initialized from {values.init_checkpoint} ({fmt}).")
-    elif not values.do_train:
-      raise InputError(f"--model_dir {values.model_dir} has no checkpoint "
-                       "to evaluate; train first or pass --init_checkpoint")
-    if config_path is None and trainer.is_chief:
-      files.write_text(os.path.join(values.model_dir, CONFIG_FILE),
-                       config.to_json_string())
-    log(f"{distribution.replica_note(strategy, values.train_batch_size)}; "
-        f"policy {values.mixed_precision}; model_dir {values.model_dir}.")
-    results = {}
-    if values.do_train:
-      results = trainer.train(values.num_train_steps)
-    else:
-      trainer.restore()
-    if values.do_eval:
-      results = trainer.evaluate(
-          make_eval_input_fn(values, config, eval_paths,
-                             values.distribution_strategy == "tpu"),
-          max_steps=values.max_eval_steps)
-      if trainer.is_chief:
-        files.write_text(os.path.join(values.model_dir, EVAL_RESULTS_FILE),
-                         json.dumps(results, indent=2, sort_keys=True) + "\n",
-                         overwrite=True)
-      log("Evaluation: " + json.dumps(results, sort_keys=True))
-    return results
-  finally:
-    tf_keras.mixed_precision.set_global_policy(previous_policy)
+  # Op determinism (--deterministic) for this run only: in-process callers
+  # keep their setting.
+  with _compat.op_determinism(values.deterministic):
+    try:
+      with strategy.scope():
+        pretrainer = build_pretrainer(config, with_nsp=True)
+        optimizer = distribution.wrap_optimizer(
+            optimization.create_optimizer(
+                values.optimizer, learning_rate=values.learning_rate,
+                num_train_steps=values.num_train_steps,
+                num_warmup_steps=min(values.num_warmup_steps,
+                                     values.num_train_steps),
+                weight_decay_rate=values.weight_decay_rate),
+            values.mixed_precision)
+        trainer = loop.Trainer(
+            strategy, pretrainer, optimizer,
+            lambda features, outputs: pretraining_losses.pretraining_loss(
+                features, outputs),
+            model_dir=values.model_dir,
+            train_input_fn=(make_train_input_fn(values, config, train_paths)
+                            if values.do_train else None),
+            global_batch_size=values.train_batch_size,
+            checkpoint_items=pretrainer.checkpoint_items,
+            loss_names=_LOSS_NAMES, metrics=make_metrics(),
+            update_metrics=update_metrics,
+            save_checkpoints_steps=values.save_checkpoints_steps,
+            keep_checkpoint_max=values.keep_checkpoint_max,
+            steps_per_loop=values.steps_per_loop, log=log,
+            on_loop_end=_pause_hook())
+      latest = trainer.latest_checkpoint
+      if latest:
+        restore.check_tf2_fits(pretrainer, latest)  # ValueError names it.
+      elif values.init_checkpoint:
+        fmt = restore.load_checkpoint(pretrainer, config,
+                                      values.init_checkpoint,
+                                      flag="--init_checkpoint")
+        log(f"Initialized from {values.init_checkpoint} ({fmt}).")
+      elif not values.do_train:
+        raise InputError(f"--model_dir {values.model_dir} has no checkpoint "
+                         "to evaluate; train first or pass --init_checkpoint")
+      if config_path is None and trainer.is_chief:
+        files.write_text(os.path.join(values.model_dir, CONFIG_FILE),
+                         config.to_json_string())
+      log(f"{distribution.replica_note(strategy, values.train_batch_size)}; "
+          f"policy {values.mixed_precision}; model_dir {values.model_dir}.")
+      results = {}
+      if values.do_train:
+        results = trainer.train(values.num_train_steps)
+      else:
+        trainer.restore()
+      if values.do_eval:
+        results = trainer.evaluate(
+            make_eval_input_fn(values, config, eval_paths,
+                               values.distribution_strategy == "tpu"),
+            max_steps=values.max_eval_steps)
+        if trainer.is_chief:
+          files.write_text(os.path.join(values.model_dir, EVAL_RESULTS_FILE),
+                           json.dumps(results, indent=2, sort_keys=True) + "\n",
+                           overwrite=True)
+        log("Evaluation: " + json.dumps(results, sort_keys=True))
+      return results
+    finally:
+      tf_keras.mixed_precision.set_global_policy(previous_policy)
 
 
 def main(argv: Sequence[str]) -> int:
