@@ -3,9 +3,19 @@
 Import as `from tests import helpers` (fixtures live in conftest.py).
 """
 
+import datetime
+import glob
+import json
+import os
+import subprocess
+import sys
+import types
+
 import numpy as np
 
 from benchmarks import peers
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY_CONFIG = dict(
     vocab_size=64, hidden_size=32, embedding_size=16, num_hidden_layers=2,
@@ -45,3 +55,30 @@ def transformers_config(config, **extra):
   """
   values = config if isinstance(config, dict) else config.to_dict()
   return peers.transformers_config(values, **extra)
+
+
+def run_benchmark(program, flag_args, output_dir, timeout=1200):
+  """Runs `python -m benchmarks.<program> FLAGS` in a fresh process (as a
+  user runs it, nothing imported by other tests) and reads the one JSON and
+  one markdown result file it writes into `output_dir`.
+
+  Returns:
+    A namespace: `argv` ([program] + flag_args), `started` (UTC),
+    `json_path`, `md_path`, `result` (the parsed JSON), `markdown`.
+  """
+  started = datetime.datetime.now(datetime.timezone.utc)
+  done = subprocess.run(
+      [sys.executable, "-m", f"benchmarks.{program}", *flag_args],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+      check=False, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+  assert done.returncode == 0, done.stderr[-3000:]
+  json_files = glob.glob(os.path.join(output_dir, "*.json"))
+  md_files = glob.glob(os.path.join(output_dir, "*.md"))
+  assert len(json_files) == 1 and len(md_files) == 1, os.listdir(output_dir)
+  with open(json_files[0], encoding="utf-8") as f:
+    result = json.load(f)
+  with open(md_files[0], encoding="utf-8") as f:
+    markdown = f.read()
+  return types.SimpleNamespace(
+      argv=[program, *flag_args], started=started, json_path=json_files[0],
+      md_path=md_files[0], result=result, markdown=markdown)

@@ -14,13 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import datetime
-import glob
 import importlib.metadata
-import json
 import re
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -31,7 +28,7 @@ from benchmarks import latency
 from benchmarks import machine
 from benchmarks import report
 from benchmarks import rows as rows_lib
-from benchmarks import timing
+from benchmarks import timing as timing_lib
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_encoder
 from mobilebert_tf.encoder import ENCODER_INPUTS
@@ -45,24 +42,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(output_dir, *flags_):
-  started = datetime.datetime.now(datetime.timezone.utc)
-  argv = ["latency", "--quick", f"--output_dir={output_dir}",
-          f"--repeats={REPEATS}", *flags_]
-  # A fresh process, as a user runs it (nothing imported by other tests).
-  done = subprocess.run([sys.executable, "-m", "benchmarks.latency", *argv[1:]],
-                        cwd=REPO_ROOT, capture_output=True, text=True,
-                        timeout=1200, check=False)
-  assert done.returncode == 0, done.stderr[-3000:]
-  json_files = glob.glob(os.path.join(output_dir, "*.json"))
-  md_files = glob.glob(os.path.join(output_dir, "*.md"))
-  assert len(json_files) == 1 and len(md_files) == 1, os.listdir(output_dir)
-  with open(json_files[0], encoding="utf-8") as f:
-    result = json.load(f)
-  with open(md_files[0], encoding="utf-8") as f:
-    markdown = f.read()
-  return types.SimpleNamespace(
-      argv=argv, started=started, json_path=json_files[0],
-      md_path=md_files[0], result=result, markdown=markdown)
+  return helpers.run_benchmark(
+      "latency", ["--quick", f"--output_dir={output_dir}",
+                  f"--repeats={REPEATS}", *flags_], output_dir)
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +135,11 @@ def test_quick_runs_never_default_to_the_committed_results():
 def test_interleaved_rotates_the_order_and_times_every_call():
   calls = []
   runners = {row: (lambda row=row: calls.append(row)) for row in "abc"}
-  times = timing.interleaved(runners, repeats=3)
+  times = timing_lib.interleaved(runners, repeats=3)
   assert calls == list("abc" "bca" "cab")
   assert {row: len(t) for row, t in times.items()} == dict(a=3, b=3, c=3)
   assert all(t >= 0 for ts in times.values() for t in ts)
-  assert timing.error_text(ValueError("bad\nmore")) == "ValueError: bad"
+  assert timing_lib.error_text(ValueError("bad\nmore")) == "ValueError: bad"
 
 
 def test_cpu_slug():

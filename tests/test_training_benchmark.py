@@ -16,14 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import datetime
-import glob
 import importlib.metadata
-import json
 import re
 import statistics
-import subprocess
-import sys
-import types
 
 import pytest
 
@@ -31,6 +26,7 @@ from benchmarks import machine
 from benchmarks import training
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf.vocab import SPECIAL_TOKENS
+from tests import helpers
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,25 +34,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module", name="quick_run")
 def _quick_run(tmp_path_factory):
   output_dir = tmp_path_factory.mktemp("training")
-  started = datetime.datetime.now(datetime.timezone.utc)
   # Without the heads_first row: it would add a trace of seconds.
-  argv = ["training", "--quick", f"--output_dir={output_dir}", "--nomemory",
-          "--rows=ours,tfm"]
-  done = subprocess.run(
-      [sys.executable, "-m", "benchmarks.training", *argv[1:]], cwd=REPO_ROOT,
-      capture_output=True, text=True, timeout=600, check=False,
-      env=dict(os.environ, PYTHONPATH=REPO_ROOT))
-  assert done.returncode == 0, done.stderr[-3000:]
-  json_files = glob.glob(os.path.join(output_dir, "*.json"))
-  md_files = glob.glob(os.path.join(output_dir, "*.md"))
-  assert len(json_files) == 1 and len(md_files) == 1, os.listdir(output_dir)
-  with open(json_files[0], encoding="utf-8") as f:
-    result = json.load(f)
-  with open(md_files[0], encoding="utf-8") as f:
-    markdown = f.read()
-  return types.SimpleNamespace(
-      argv=argv, started=started, json_path=json_files[0],
-      md_path=md_files[0], result=result, markdown=markdown)
+  return helpers.run_benchmark(
+      "training", ["--quick", f"--output_dir={output_dir}", "--nomemory",
+                   "--rows=ours,tfm"], output_dir, timeout=600)
 
 
 def _tables(markdown):
