@@ -5,7 +5,7 @@ Usage:
   python -m benchmarks.latency [--quick] [--config=PRESET_OR_JSON]
       [--rows=ID_OR_PATTERN,...] [--shapes=BxS,...] [--repeats=N]
       [--warmup=N] [--output_dir=DIR] [--work_dir=DIR] [--keep_work_dir]
-      [--nomemory]
+      [--nomemory | --memory_rows=ID_OR_PATTERN,...]
 
 Measures the median milliseconds per sequence of each row of
 `benchmarks.rows` (our encoder in both attention layouts, as a `tf.function`,
@@ -38,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import concurrent.futures
+import fnmatch
 import json
 import shutil
 import sys
@@ -114,6 +115,9 @@ def _define_flags() -> flags.FlagValues:
                        flag_values=values)
   flags.DEFINE_boolean("memory", True, "Measure peak memory per row (one "
                        "process each).", flag_values=values)
+  flags.DEFINE_string("memory_rows", None, "Comma-separated row ids or "
+                      "patterns whose peak memory to measure. Default: every "
+                      "row.", flag_values=values)
   return values
 
 
@@ -133,8 +137,8 @@ def _plan(values: flags.FlagValues):
   """Validates the flags; returns the run's plan.
 
   Returns:
-    (rows, config, config_name, shapes, repeats per shape, warmup,
-    output_dir).
+    (rows, rows whose memory to measure, config, config_name, shapes,
+    repeats per shape, warmup, output_dir).
 
   Raises:
     UsageError: a bad flag value.
@@ -178,7 +182,19 @@ def _plan(values: flags.FlagValues):
       QUICK_WARMUP if values.quick else WARMUP)
   output_dir = os.path.abspath(values.output_dir or
                                default_output_dir(values.quick))
-  return rows, config, config_name, shapes, repeats, warmup, output_dir
+  memory_rows = []
+  if values.memory:
+    memory_rows = rows
+    if values.memory_rows:
+      parts = [p.strip() for p in values.memory_rows.split(",") if p.strip()]
+      memory_rows = [r for r in rows
+                     if any(fnmatch.fnmatch(r, p) for p in parts)]
+      unknown = [p for p in parts if not fnmatch.filter(rows, p)]
+      if unknown or not parts:
+        raise UsageError(f"--memory_rows: {', '.join(unknown) or '(none)'} "
+                         f"names none of the rows run ({', '.join(rows)})")
+  return (rows, memory_rows, config, config_name, shapes, repeats, warmup,
+          output_dir)
 
 
 def default_output_dir(quick: bool) -> str:
@@ -210,8 +226,8 @@ def _measure_memory(rows: Sequence[str], timings: Sequence[dict],
 
 def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
   """Runs the benchmark; returns the paths written (JSON, markdown)."""
-  rows, config, config_name, shapes, repeats, warmup, output_dir = _plan(
-      values)
+  (rows, memory_rows, config, config_name, shapes, repeats, warmup,
+   output_dir) = _plan(values)
   _quiet()
   from benchmarks import artifacts
   from benchmarks import flops
@@ -240,8 +256,8 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
           log(f"  {row:24s} {t['ms_per_sequence']:9.3f} ms/seq")
     matmul_after = timing.matmul_gflops()
     del cache, setup  # Free the models before the memory processes run.
-    memory = (_measure_memory(rows, timings, work_dir, shapes[0], log)
-              if values.memory else {})
+    memory = (_measure_memory(memory_rows, timings, work_dir, shapes[0], log)
+              if memory_rows else {})
   finally:
     if values.keep_work_dir:
       log(f"Kept the work directory {work_dir}")

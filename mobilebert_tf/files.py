@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterator, List
+from typing import Iterator, List, Sequence, Union
 
 _TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
@@ -241,3 +241,40 @@ def write_bytes(target: str, data: bytes, overwrite: bool = False) -> str:
     with open(tmp, "wb") as f:
       f.write(data)
   return os.path.abspath(target)
+
+
+def expand_globs(patterns: Union[str, Sequence[str]], name: str) -> List[str]:
+  """The files of comma-separated (or listed) globs: each sorted, in order.
+
+  Every input flag that takes "comma-separated globs" (`--input_file`,
+  `--text_file`, ...) reads them with this one function. Each glob must
+  match at least one file (a typo is an error, not an empty corpus); a file
+  matched by two globs is listed once; directories are refused.
+
+  Args:
+    patterns: str of comma-separated globs, or a sequence of globs (local
+      paths or any `tf.io.gfile` file system).
+    name: the flag or argument, for the messages (e.g. "--input_file").
+
+  Raises:
+    FileNotFoundError: a glob matches nothing, a match is a directory, or
+      there is no glob at all; the message starts with `name`.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if isinstance(patterns, str):
+    patterns = patterns.split(",")
+  paths = []
+  for pattern in (p.strip() for p in patterns):
+    if not pattern:
+      continue
+    matches = sorted(tf.io.gfile.glob(pattern))
+    if not matches:
+      raise FileNotFoundError(f"{name}: no file matches {pattern!r}")
+    for path in matches:
+      if tf.io.gfile.isdir(path):
+        raise FileNotFoundError(f"{name}: {path} is a directory; pass the "
+                                "files in it (e.g. DIR/*)")
+    paths += [p for p in matches if p not in paths]
+  if not paths:
+    raise FileNotFoundError(f"{name}: no file given")
+  return paths

@@ -24,8 +24,11 @@ OPTIMIZERS = ("lamb", "adamw")
 
 # Regular expressions searched in variable names (as tf-models-official's
 # optimizers do): biases and the scale/offset of LayerNorm and NoNorm.
-WEIGHT_DECAY_EXCLUDE = (r"(^|/)bias(:\d+)?$", r"(^|/)gamma(:\d+)?$",
-                        r"(^|/)beta(:\d+)?$")
+# MirroredStrategy names replica i's copy of a variable "<name>/replica_<i>"
+# (i >= 1), and the optimizers match that copy's name in their per-replica
+# updates: without the suffix here, replicas 1.. would decay biases.
+WEIGHT_DECAY_EXCLUDE = tuple(rf"(^|/){name}(/replica_\d+)?(:\d+)?$"
+                             for name in ("bias", "gamma", "beta"))
 
 
 def uses_weight_decay(variable) -> bool:

@@ -57,6 +57,21 @@ def transformers_config(config, **extra):
   return peers.transformers_config(values, **extra)
 
 
+def run_test_module(module, out_dir, timeout=300):
+  """Runs `python -m tests.<module> OUT_DIR` in a fresh process.
+
+  For the parts of a test that need a process of their own: two logical
+  CPU devices (replica tests) exist only if made before TensorFlow starts.
+  The module's `__main__` writes its results into `out_dir`.
+  """
+  from tests import workspace  # pylint: disable=g-import-not-at-top
+  done = subprocess.run(
+      [sys.executable, "-m", f"tests.{module}", str(out_dir)],
+      cwd=workspace.REPO, env=workspace.environment(), timeout=timeout,
+      capture_output=True, text=True, check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+
+
 def run_benchmark(program, flag_args, output_dir, timeout=1200):
   """Runs `python -m benchmarks.<program> FLAGS` in a fresh process (as a
   user runs it, nothing imported by other tests) and reads the one JSON and

@@ -54,17 +54,15 @@ def fast_run(tmp_path_factory):
               f"--shapes={shapes}", "--warmup=0", "--nomemory")
 
 
+MEMORY_ROWS = ("ours", "torch", "tflite_none")
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
-  """Every row at one --quick shape (memory measured by `memory_run`)."""
-  return _run(tmp_path_factory.mktemp("full"), "--nomemory", "--shapes=1x16")
-
-
-@pytest.fixture(scope="module")
-def memory_run(tmp_path_factory):
-  """One row of each kind of process: TensorFlow, PyTorch, LiteRT."""
-  return _run(tmp_path_factory.mktemp("memory"), "--rows=ours,torch,tflite_none",
-              "--shapes=1x16")
+  """Every row at one --quick shape; the peak memory of one row of each
+  kind of process (TensorFlow, PyTorch, LiteRT)."""
+  return _run(tmp_path_factory.mktemp("full"), "--shapes=1x16",
+              f"--memory_rows={','.join(MEMORY_ROWS)}")
 
 
 RUNS = [pytest.param("fast_run", id="fast"),
@@ -266,9 +264,11 @@ def test_flops_of_the_english_model():
 
 
 @pytest.mark.slow
-def test_every_row_has_its_peak_memory(memory_run):
-  result = memory_run.result
-  assert sorted(result["memory"]) == sorted(result["rows"])
+def test_memory_rows_have_their_peak_memory(full_run):
+  result = full_run.result
+  assert sorted(result["memory"]) == sorted(MEMORY_ROWS)
+  table = _table(full_run.markdown)[1]
+  assert len(table) == len(result["rows"])  # every row, with or without
   for row_id, figures in result["memory"].items():
     assert "error" not in figures, (row_id, figures)
     assert figures["peak_mib"] >= figures["baseline_mib"] > 0, row_id
@@ -305,6 +305,8 @@ def test_memory_process_of_torch_imports_no_tensorflow(tmp_path):
     (["--config=/nonexistent/config.json"], "--config"),
     (["--quick", "--shapes=1x4096"], "exceeds the config's"),
     (["--quick", "--repeats=0"], "--repeats must be at least 1"),
+    (["--quick", "--rows=ours", "--memory_rows=torch"],
+     "--memory_rows: torch names none of the rows run"),
     (["--bogus"], "bogus"),
 ])
 def test_bad_flags_exit_2(argv, message, capsys):

@@ -29,8 +29,9 @@ def test_export_from_an_original_tf1_checkpoint(ws):
                                      "saved_model.pb"))
 
 
+# dynamic: the README's command; float16: docs/tflite.md's (tests/test_docs.py).
 @pytest.mark.parametrize("quantization, extra", [
-    ("none", ""), ("float16", ""),
+    ("none", ""),
     # Full int8 without quantization-aware training misses the default bar
     # (docs/tflite.md); a user who accepts that says so.
     ("int8", "--representative_text=corpus.txt --min_cosine=0.5 "

@@ -184,7 +184,7 @@ def test_deterministic_for_a_seed_with_fresh_masks_each_epoch(files,
 
 
 def test_bad_arguments(files, tmp_path):
-  with pytest.raises(FileNotFoundError, match="No text file matches"):
+  with pytest.raises(FileNotFoundError, match="file_patterns: no file matches"):
     dm.dynamic_masking_dataset(str(tmp_path / "none*.txt"), files["vocab"],
                                128, 20)
   with pytest.raises(ValueError, match="seq_length"):

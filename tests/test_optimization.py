@@ -69,6 +69,9 @@ def test_uses_weight_decay_by_layer_type(pretrainer):
     ("layer_0/attention/norm/gamma:0", False), ("norm/beta", False),
     ("beta", False), ("alphabet:0", True), ("gamma_kernel:0", True),
     ("unbiased/kernel:0", True),
+    # MirroredStrategy's replica copies follow their variable.
+    ("layer_0/attention/query/bias/replica_1:0", False),
+    ("norm/gamma/replica_3:0", False), ("query/kernel/replica_1:0", True),
 ], ids=str)
 def test_uses_weight_decay_by_name(name, decayed):
   assert optimization.uses_weight_decay(name) is decayed

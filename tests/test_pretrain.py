@@ -341,7 +341,7 @@ def test_pipeline_checks_every_record(data, tmp_path):
     next(iterator)
   values = pretrain._define_flags()  # pylint: disable=protected-access
   values(["pretrain"])
-  message = pretrain._operation_error(error.value, values)
+  message = pretrain.operation_error(error.value, values)
   assert re.fullmatch(r"--input_file: input_ids holds an id >= vocab_size 60 "
                       r".*regenerate them with the vocab.txt of the model, or "
                       r"pass the config of that vocabulary", message), message
@@ -351,7 +351,7 @@ def test_pipeline_checks_every_record(data, tmp_path):
   with pytest.raises(tf.errors.InvalidArgumentError) as error:
     next(iter(dataset))
   values(["pretrain", f"--max_seq_length={data_lib.SEQ + 1}"])
-  message = pretrain._operation_error(error.value, values)
+  message = pretrain.operation_error(error.value, values)
   assert re.fullmatch(f"--max_seq_length={data_lib.SEQ + 1} does not match "
                       r"the records: their \w+ has another length; pass "
                       "the --max_seq_length the records were made with",
@@ -426,6 +426,9 @@ def test_eval_restore_and_export(data, reference, tmp_path):
     results = json.load(f)
   assert results["step"] == STEPS and results["eval_steps"] == 3
   assert 0 <= results["masked_lm_accuracy"] <= 1
+  # Top-5 counts every top-1 hit and more (a 60-piece vocabulary).
+  assert results["masked_lm_accuracy"] < results["masked_lm_top5_accuracy"]
+  assert results["masked_lm_top5_accuracy"] <= 1
   assert 0 <= results["next_sentence_accuracy"] <= 1
 
   # The trainer's checkpoint in a fresh pretrainer: the same eval losses.

@@ -8,12 +8,12 @@ batches with one replica and with two.
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from tests import helpers
 from tests import workspace
 
 SEQ, PREDICTIONS, VOCAB = 16, 4, 60
@@ -173,10 +173,7 @@ def _replica_main(out_dir):
 
 
 def test_two_replicas_equal_one_replica_with_the_whole_batch(tmp_path):
-  subprocess.run([sys.executable, "-m", "tests.test_training_loop",
-                  str(tmp_path)], check=True, cwd=workspace.REPO,
-                 env=workspace.environment(), timeout=300,
-                 capture_output=True)
+  helpers.run_test_module("test_training_loop", tmp_path)
   with open(tmp_path / "results.json") as f:
     results = json.load(f)
   assert results["one"]["replicas"] == 1 and results["two"]["replicas"] == 2

@@ -94,27 +94,15 @@ class ReadStats:
 
 
 def input_paths(patterns: str) -> List[str]:
-  """The files of `--input_file`: each comma-separated glob, sorted.
+  """The files of `--input_file` (`files.expand_globs`).
 
   Raises:
     InputError: a glob matches nothing, or a match is a directory.
   """
-  paths = []
-  for pattern in (p.strip() for p in patterns.split(",")):
-    if not pattern:
-      continue
-    matches = sorted(tf.io.gfile.glob(pattern))
-    if not matches:
-      raise InputError(f"--input_file: no file matches {pattern!r}")
-    for path in matches:
-      if tf.io.gfile.isdir(path):
-        raise InputError(f"--input_file: {path} is a directory; pass the "
-                         "text files in it (e.g. DIR/*.txt)")
-    paths.extend(matches)
-  if not paths:
-    raise InputError(f"--input_file: no file given (received "
-                     f"{patterns!r})")
-  return paths
+  try:
+    return files.expand_globs(patterns, "--input_file")
+  except FileNotFoundError as e:
+    raise InputError(str(e)) from None
 
 
 def read_documents(paths: Sequence[str], stats: ReadStats

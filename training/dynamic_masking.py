@@ -56,6 +56,7 @@ from typing import Optional, Sequence, Union
 import tensorflow as tf
 import tensorflow_text as text
 
+from mobilebert_tf import files
 from mobilebert_tf import preprocessing
 
 MASKED_LM_PROB = 0.15
@@ -181,21 +182,7 @@ def _pairs(num_pieces: tf.Tensor, seed: tf.Tensor, random_next_prob: float):
 
 
 def _file_paths(file_patterns: Union[str, Sequence[str]]):
-  if isinstance(file_patterns, str):
-    file_patterns = file_patterns.split(",")
-  paths = []
-  for pattern in (p.strip() for p in file_patterns):
-    if not pattern:
-      continue
-    matches = sorted(tf.io.gfile.glob(pattern))
-    if not matches:
-      raise FileNotFoundError(f"No text file matches {pattern!r}. Received: "
-                              f"file_patterns={file_patterns!r}")
-    paths.extend(matches)
-  if not paths:
-    raise FileNotFoundError(f"`file_patterns` names no file. Received: "
-                            f"file_patterns={file_patterns!r}")
-  return paths
+  return files.expand_globs(file_patterns, "file_patterns")
 
 
 def _check(seq_length, max_predictions, masked_lm_prob, random_next_prob,

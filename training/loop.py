@@ -198,6 +198,8 @@ class Trainer:
     log: callable taking one line. Defaults to `print` (flushed).
     progress: bool. Show a Keras progress bar (chief only). Defaults to True.
     on_loop_end: optional `fn(step)` called after each loop and save.
+    variables: the variables to train (e.g. a phase of distillation trains
+      some of the model's). Defaults to `model.trainable_variables`.
   """
 
   def __init__(self, strategy: tf.distribute.Strategy, model, optimizer,
@@ -212,7 +214,8 @@ class Trainer:
                steps_per_loop: int = 1,
                log: Callable[[str], None] = None,
                progress: bool = True,
-               on_loop_end: Optional[Callable[[int], None]] = None):
+               on_loop_end: Optional[Callable[[int], None]] = None,
+               variables: Optional[Sequence[tf.Variable]] = None):
     for name, value in (("save_checkpoints_steps", save_checkpoints_steps),
                         ("keep_checkpoint_max", keep_checkpoint_max),
                         ("steps_per_loop", steps_per_loop)):
@@ -238,6 +241,8 @@ class Trainer:
     self.is_chief = distribution.is_chief(strategy)
     self.progress = progress and self.is_chief
     self.on_loop_end = on_loop_end
+    self.variables = list(model.trainable_variables if variables is None
+                          else variables)
     with strategy.scope():
       # Both counters are changed only in cross-replica context (once per
       # step), so every replica's copy holds the same value.
@@ -251,7 +256,7 @@ class Trainer:
                          for n in self.loss_names}
       self._loss_steps = tf.Variable(0.0, trainable=False, aggregation=tf.
                                      VariableAggregation.ONLY_FIRST_REPLICA)
-      _compat.create_optimizer_slots(optimizer, model.trainable_variables)
+      _compat.create_optimizer_slots(optimizer, self.variables)
     items = dict(checkpoint_items or {"model": model})
     clash = {"optimizer", "step", "examples_seen"} & set(items)
     if clash:
@@ -271,7 +276,7 @@ class Trainer:
     self._train_steps = tf.function(self._train_steps_fn, autograph=False)
     self._weights_finite = tf.function(lambda: tf.reduce_all([
         tf.reduce_all(tf.math.is_finite(v)) for v in
-        model.trainable_variables if v.dtype.is_floating]), autograph=False)
+        self.variables if v.dtype.is_floating]), autograph=False)
     self._eval_step = tf.function(self._eval_step_fn, autograph=False)
 
   # === Checkpoints ===
@@ -314,7 +319,7 @@ class Trainer:
     Returns:
       The loss dict of `loss_fn` (this replica's shares).
     """
-    variables = self.model.trainable_variables
+    variables = self.variables
     with tf.GradientTape() as tape:
       outputs = self.model(features, training=True)
       losses = dict(self.loss_fn(features, outputs))

@@ -66,7 +66,7 @@ CONFIG_FILE = "config.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 # Test hook: sleep after this step (so a test can SIGKILL a run mid-way).
 PAUSE_ENV = "MOBILEBERT_TF_TEST_PAUSE_AFTER_STEP"
-_LOSS_NAMES = ("loss", "masked_lm_loss", "next_sentence_loss")
+LOSS_NAMES = ("loss", "masked_lm_loss", "next_sentence_loss")
 # Record features -> the flag that sets their length.
 _LENGTH_FLAGS = {"input_ids": "max_seq_length",
                  "input_mask": "max_seq_length",
@@ -83,8 +83,13 @@ class InputError(ValueError):
 # === Flags ===
 
 
-def _define_flags() -> flags.FlagValues:
-  values = flags.FlagValues()
+def define_training_flags(values: flags.FlagValues) -> flags.FlagValues:
+  """Defines the flags every pretraining-type trainer shares in `values`.
+
+  The model (`--bert_config_file`), the data (records or text), the
+  schedule, the strategy, checkpoints and evaluation; `training.distill`
+  adds its own to these.
+  """
   define = dict(flag_values=values)
   flags.DEFINE_string("bert_config_file", None, "The model's "
                       "bert_config.json, or a preset name.", **define)
@@ -100,9 +105,6 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_float("masked_lm_prob", 0.15, "With --text_file: the "
                      "fraction of pieces masked.", lower_bound=0.0,
                      upper_bound=1.0, **define)
-  flags.DEFINE_string("init_checkpoint", None, "Initial weights (TF2 or "
-                      "original TF1 checkpoint) for a fresh --model_dir.",
-                      **define)
   flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, "
                       "config.json, eval_results.json.", **define)
   flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.",
@@ -159,6 +161,14 @@ def _define_flags() -> flags.FlagValues:
   return values
 
 
+def _define_flags() -> flags.FlagValues:
+  values = define_training_flags(flags.FlagValues())
+  flags.DEFINE_string("init_checkpoint", None, "Initial weights (TF2 or "
+                      "original TF1 checkpoint) for a fresh --model_dir.",
+                      flag_values=values)
+  return values
+
+
 def _usage(values: flags.FlagValues) -> str:
   return (f"Usage: {_PROGRAM} --bert_config_file=JSON --model_dir=DIR "
           "(--input_file=TFRECORDS | --text_file=TXT --vocab_file=VOCAB) "
@@ -167,18 +177,13 @@ def _usage(values: flags.FlagValues) -> str:
           "that a killed run resumes from.\n\nFlags:\n" + values.get_help())
 
 
-def _globs(flag: str, text: str) -> List[str]:
-  """The files of comma-separated globs, sorted; each glob must match."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  paths = []
-  for pattern in [p.strip() for p in text.split(",") if p.strip()]:
-    matched = sorted(tf.io.gfile.glob(pattern))
-    if not matched:
-      raise InputError(f"--{flag}: no file matches {pattern!r}")
-    paths += [p for p in matched if p not in paths]
-  if not paths:
-    raise InputError(f"--{flag} is empty")
-  return paths
+def input_paths(flag: str, text: str) -> List[str]:
+  """The files of `--flag`'s comma-separated globs (`files.expand_globs`)."""
+  from mobilebert_tf import files  # pylint: disable=g-import-not-at-top
+  try:
+    return files.expand_globs(text, f"--{flag}")
+  except FileNotFoundError as e:
+    raise InputError(str(e)) from None
 
 
 def check_flags(values) -> None:
@@ -352,10 +357,11 @@ def make_eval_input_fn(values, config, paths, drop_remainder: bool):
 
 
 def update_metrics(metrics, features, outputs):
-  """Masked-LM accuracy (real predictions only) and NSP accuracy."""
-  metrics["masked_lm_accuracy"].update_state(
-      features["masked_lm_ids"], outputs["mlm_logits"],
-      sample_weight=features["masked_lm_weights"])
+  """Masked-LM top-1 and top-5 accuracy (real predictions only), NSP's."""
+  for name in ("masked_lm_accuracy", "masked_lm_top5_accuracy"):
+    metrics[name].update_state(
+        features["masked_lm_ids"], outputs["mlm_logits"],
+        sample_weight=features["masked_lm_weights"])
   metrics["next_sentence_accuracy"].update_state(
       features["next_sentence_labels"], outputs["next_sentence"])
 
@@ -366,11 +372,14 @@ def make_metrics():
   from mobilebert_tf import losses  # pylint: disable=g-import-not-at-top
   return {"masked_lm_accuracy": losses.MaskedSparseCategoricalAccuracy(
               name="masked_lm_accuracy"),
+          "masked_lm_top5_accuracy":
+              tf_keras.metrics.SparseTopKCategoricalAccuracy(
+                  k=5, name="masked_lm_top5_accuracy"),
           "next_sentence_accuracy": tf_keras.metrics.SparseCategoricalAccuracy(
               name="next_sentence_accuracy")}
 
 
-def _check_model_dir(model_dir: str, config) -> Optional[str]:
+def check_model_dir(model_dir: str, config) -> Optional[str]:
   """Refuses a model_dir of another config; returns config.json's path."""
   from mobilebert_tf.config import MobileBertConfig
   path = os.path.join(model_dir, CONFIG_FILE)
@@ -394,7 +403,7 @@ def _check_model_dir(model_dir: str, config) -> Optional[str]:
   return path
 
 
-def _operation_error(error, values) -> str:
+def operation_error(error, values) -> str:
   """A one-line message for an input-pipeline error raised in training."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   text = " ".join(str(error.message if hasattr(error, "message")
@@ -415,7 +424,7 @@ def _operation_error(error, values) -> str:
   return text[:300]
 
 
-def _pause_hook() -> Optional[Callable[[int], None]]:
+def pause_hook() -> Optional[Callable[[int], None]]:
   step = os.environ.get(PAUSE_ENV)
   if not step:
     return None
@@ -426,6 +435,21 @@ def _pause_hook() -> Optional[Callable[[int], None]]:
       time.sleep(3600)
 
   return pause
+
+
+def check_batch_sizes(values, strategy) -> None:
+  """Each global batch size must split evenly over the replicas.
+
+  Raises:
+    InputError: naming the flag and the replica count.
+  """
+  replicas = strategy.num_replicas_in_sync
+  for flag in ("train_batch_size", "eval_batch_size"):
+    if values[flag].value % replicas:
+      raise InputError(f"--{flag}={values[flag].value} must be divisible by "
+                       f"the {replicas} replicas of "
+                       f"--distribution_strategy="
+                       f"{values.distribution_strategy}")
 
 
 def pretrain(values, log=print) -> Dict[str, float]:
@@ -449,26 +473,20 @@ def pretrain(values, log=print) -> Dict[str, float]:
                      f"({config.max_position_embeddings})")
   train_paths = []
   if values.do_train:
-    train_paths = _globs("input_file" if values.input_file else "text_file",
+    train_paths = input_paths("input_file" if values.input_file else "text_file",
                          values.input_file or values.text_file)
     if values.vocab_file and not os.path.isfile(values.vocab_file):
       raise InputError(f"--vocab_file: {values.vocab_file} does not exist")
-  eval_paths = (_globs("eval_input_file", values.eval_input_file)
+  eval_paths = (input_paths("eval_input_file", values.eval_input_file)
                 if values.do_eval else [])
-  config_path = _check_model_dir(values.model_dir, config)
+  config_path = check_model_dir(values.model_dir, config)
 
   # Before any TF op: multi-worker strategies configure the TF context.
   from training import distribution  # pylint: disable=g-import-not-at-top
   strategy = distribution.get_strategy(values.distribution_strategy,
                                        tpu=values.tpu)
   import tf_keras  # pylint: disable=g-import-not-at-top
-  replicas = strategy.num_replicas_in_sync
-  for flag in ("train_batch_size", "eval_batch_size"):
-    if values[flag].value % replicas:
-      raise InputError(f"--{flag}={values[flag].value} must be divisible by "
-                       f"the {replicas} replicas of "
-                       f"--distribution_strategy="
-                       f"{values.distribution_strategy}")
+  check_batch_sizes(values, strategy)
   if values.input_file and values.do_train:
     check_records(train_paths, "input_file", values.max_seq_length,
                   values.max_predictions_per_seq, config.vocab_size)
@@ -512,12 +530,12 @@ def pretrain(values, log=print) -> Dict[str, float]:
                             if values.do_train else None),
             global_batch_size=values.train_batch_size,
             checkpoint_items=pretrainer.checkpoint_items,
-            loss_names=_LOSS_NAMES, metrics=make_metrics(),
+            loss_names=LOSS_NAMES, metrics=make_metrics(),
             update_metrics=update_metrics,
             save_checkpoints_steps=values.save_checkpoints_steps,
             keep_checkpoint_max=values.keep_checkpoint_max,
             steps_per_loop=values.steps_per_loop, log=log,
-            on_loop_end=_pause_hook())
+            on_loop_end=pause_hook())
       latest = trainer.latest_checkpoint
       if latest:
         restore.check_tf2_fits(pretrainer, latest)  # ValueError names it.
@@ -554,33 +572,54 @@ def pretrain(values, log=print) -> Dict[str, float]:
       tf_keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def main(argv: Sequence[str]) -> int:
-  """Runs the CLI on `argv` (argv[0]: the program name); returns exit code."""
+def run_main(program: str, argv: Sequence[str], define_flags, usage,
+             required: Sequence[str], check, run) -> int:
+  """A trainer CLI's `main`: parse, check, run; expected failures exit 2.
+
+  Args:
+    program: the program name for messages ("python -m training.pretrain").
+    argv: the command line (argv[0]: the program name).
+    define_flags: `fn() -> flags.FlagValues`, fresh per call.
+    usage: `fn(values) -> str`, the --help text.
+    required: the flags that must be given.
+    check: `fn(values)`, raising `InputError` for a bad combination.
+    run: `fn(values, log)`, the work.
+
+  Returns:
+    The exit code: 0, or 2 with one line on stderr for bad flags or input,
+    an input-pipeline error, or a non-finite loss.
+  """
   argv = list(argv)
   if argv and argv[0].startswith("-"):
-    argv = [_PROGRAM] + argv
+    argv = [program] + argv
   if cli.wants_help(argv):
-    print(_usage(_define_flags()))
+    print(usage(define_flags()))
     return 0
-  values = _define_flags()
+  values = define_flags()
   try:
-    cli.parse(values, argv, required=("bert_config_file", "model_dir"))
-    check_flags(values)
+    cli.parse(values, argv, required=required)
+    check(values)
   except (cli.UsageError, InputError) as e:
-    return cli.error(_PROGRAM, str(e))
+    return cli.error(program, str(e))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from training import distribution  # pylint: disable=g-import-not-at-top
   from training import loop  # pylint: disable=g-import-not-at-top
   try:
-    pretrain(values, log=lambda line: print(line, flush=True))
+    run(values, log=lambda line: print(line, flush=True))
   except loop.NonFiniteLossError as e:
-    return cli.error(_PROGRAM, str(e))
+    return cli.error(program, str(e))
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-    return cli.error(_PROGRAM, _operation_error(e, values))
+    return cli.error(program, operation_error(e, values))
   except (InputError, distribution.DistributionError, OSError,
           ValueError) as e:
-    return cli.error(_PROGRAM, cli.first_line(e, limit=None))
+    return cli.error(program, cli.first_line(e, limit=None))
   return 0
+
+
+def main(argv: Sequence[str]) -> int:
+  """Runs the CLI on `argv` (argv[0]: the program name); returns exit code."""
+  return run_main(_PROGRAM, argv, _define_flags, _usage,
+                  ("bert_config_file", "model_dir"), check_flags, pretrain)
 
 
 if __name__ == "__main__":

@@ -103,11 +103,23 @@ def next_sentence_loss(next_sentence_labels, nsp_logits,
   return tf.reduce_sum(per_example) / tf.cast(global_batch_size, tf.float32)
 
 
-def _in_strategy_replica_context():
+def in_strategy_replica_context():
   """The replica context of a `strategy.run`, else None."""
   if not tf.distribute.has_strategy():
     return None
   return tf.distribute.get_replica_context()  # None in cross-replica context
+
+
+def all_reduce_sums(values, replica_context):
+  """Sums of `values` over the replicas of `replica_context` (if any).
+
+  For inputs of a loss only (batch sizes, weight sums): stop_gradient spares
+  the tape the all-reduce's gradient.
+  """
+  if replica_context is None:
+    return list(values)
+  return [tf.stop_gradient(v) for v in replica_context.all_reduce(
+      tf.distribute.ReduceOp.SUM, list(values))]
 
 
 def pretraining_loss(features: Mapping[str, tf.Tensor],
@@ -138,7 +150,7 @@ def pretraining_loss(features: Mapping[str, tf.Tensor],
     gradient of one replica holding the whole global batch.
   """
   if replica_context is None:
-    replica_context = _in_strategy_replica_context()
+    replica_context = in_strategy_replica_context()
   weights = tf.cast(features["masked_lm_weights"], tf.float32)
   with_nsp = "next_sentence" in outputs
   weight_sum = tf.reduce_sum(weights)
@@ -146,13 +158,9 @@ def pretraining_loss(features: Mapping[str, tf.Tensor],
   if with_nsp:
     batch_size = tf.cast(
         tf.size(features["next_sentence_labels"]), tf.float32)
-  if replica_context is not None:
-    # Inputs only: stop_gradient spares the tape the all-reduce's gradient.
-    totals = [weight_sum] + ([batch_size] if with_nsp else [])
-    totals = [tf.stop_gradient(t) for t in replica_context.all_reduce(
-        tf.distribute.ReduceOp.SUM, totals)]
-    weight_sum = totals[0]
-    batch_size = totals[1] if with_nsp else None
+  totals = all_reduce_sums(
+      [weight_sum] + ([batch_size] if with_nsp else []), replica_context)
+  weight_sum, batch_size = totals[0], (totals[1] if with_nsp else None)
   result = dict(masked_lm_loss=masked_lm_loss(
       features["masked_lm_ids"], weights, outputs["mlm_logits"], weight_sum))
   result["loss"] = result["masked_lm_loss"]

@@ -136,10 +136,9 @@ def read_dataset(pattern: str, seq_length: int,
   """The records of the files matching `pattern` (in file order), parsed.
 
   Raises:
-    FileNotFoundError: no file matches `pattern`.
+    FileNotFoundError: a glob of `pattern` (comma-separated globs) matches
+      nothing.
   """
-  paths = sorted(tf.io.gfile.glob(pattern))
-  if not paths:
-    raise FileNotFoundError(f"No pretraining records match {pattern!r}.")
+  paths = files.expand_globs(pattern, "pattern")
   return tf.data.TFRecordDataset(paths).map(
       lambda s: parse(s, seq_length, max_predictions))
