@@ -1,9 +1,8 @@
 """`python -m benchmarks.latency`: result files, agreement, ratios, FLOPs.
 
-A --quick run of the rows that need no export (no memory processes) runs
-once per module into a temporary directory; the whole --quick run (every
-row: SavedModel, TFLite, XLA, peak memory) is `slow`. The tests check what a
-result file claims: the machine and versions, that every row computes what
+One --quick run of every row (SavedModel, TFLite, XLA; the peak memory of
+one row of each kind of process) runs once per module, in a fresh process,
+into a temporary directory. The tests check what a result file claims: the machine and versions, that every row computes what
 ours computes, that the ratios are the medians' ratios, that the FLOP count
 is the traced graph's. Timings themselves are never asserted.
 """
@@ -35,38 +34,20 @@ from mobilebert_tf.encoder import ENCODER_INPUTS
 from tests import helpers
 
 REPEATS = 2
-FAST_ROWS = ("ours", "ours_frozen", "ours_heads_first",
-             "ours_heads_first_frozen", "tfm", "torch")
-FAST_SHAPES = ((1, 16), (2, 8))
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(output_dir, *flags_):
-  return helpers.run_benchmark(
-      "latency", ["--quick", f"--output_dir={output_dir}",
-                  f"--repeats={REPEATS}", *flags_], output_dir)
-
-
-@pytest.fixture(scope="module")
-def fast_run(tmp_path_factory):
-  shapes = ",".join(f"{b}x{s}" for b, s in FAST_SHAPES)
-  return _run(tmp_path_factory.mktemp("fast"), f"--rows={','.join(FAST_ROWS)}",
-              f"--shapes={shapes}", "--warmup=0", "--nomemory")
-
-
+# Peak memory of one row of each kind of process: TensorFlow, PyTorch,
+# LiteRT (one process per row measured).
 MEMORY_ROWS = ("ours", "torch", "tflite_none")
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-  """Every row at one --quick shape; the peak memory of one row of each
-  kind of process (TensorFlow, PyTorch, LiteRT)."""
-  return _run(tmp_path_factory.mktemp("full"), "--shapes=1x16",
-              f"--memory_rows={','.join(MEMORY_ROWS)}")
-
-
-RUNS = [pytest.param("fast_run", id="fast"),
-        pytest.param("full_run", id="full", marks=pytest.mark.slow)]
+def run(tmp_path_factory):
+  """Every row at one --quick shape, in a fresh process."""
+  output_dir = tmp_path_factory.mktemp("quick")
+  return helpers.run_benchmark(
+      "latency", ["--quick", f"--output_dir={output_dir}",
+                  f"--repeats={REPEATS}", "--shapes=1x16",
+                  f"--memory_rows={','.join(MEMORY_ROWS)}"], output_dir)
 
 
 def _table(markdown):
@@ -86,9 +67,7 @@ def _cpuinfo_model():
 # === The result files ===
 
 
-@pytest.mark.parametrize("run_name", RUNS)
-def test_files_record_date_cpu_versions_and_flags(run_name, request):
-  run = request.getfixturevalue(run_name)
+def test_files_record_date_cpu_versions_and_flags(run):
   result, m = run.result, run.result["machine"]
   stem = f"latency-{m['timestamp']}-{m['cpu_slug']}-quick"
   assert os.path.basename(run.json_path) == stem + ".json"
@@ -116,9 +95,7 @@ def test_files_record_date_cpu_versions_and_flags(run_name, request):
   assert os.path.basename(run.json_path) in markdown
 
 
-@pytest.mark.parametrize("run_name", RUNS)
-def test_markdown_is_the_report_of_the_json(run_name, request):
-  run = request.getfixturevalue(run_name)
+def test_markdown_is_the_report_of_the_json(run):
   assert run.markdown == report.format_report(
       run.result, os.path.basename(run.json_path))
 
@@ -150,12 +127,9 @@ def test_cpu_slug():
 # === The rows ===
 
 
-@pytest.mark.parametrize("run_name", RUNS)
-def test_every_row_ran_and_agrees_with_ours(run_name, request):
-  result = request.getfixturevalue(run_name).result
-  expected = list(FAST_ROWS) if run_name == "fast_run" else list(
-      rows_lib.ROW_IDS)
-  assert result["rows"] == expected
+def test_every_row_ran_and_agrees_with_ours(run):
+  result = run.result
+  assert result["rows"] == list(rows_lib.ROW_IDS)
   for timing in result["timings"]:
     for row_id in result["rows"]:
       t, row = timing[row_id], rows_lib.BY_ID[row_id]
@@ -171,9 +145,7 @@ def test_every_row_ran_and_agrees_with_ours(run_name, request):
     assert timing["ours"]["relative_error_vs_ours"] == 0
 
 
-@pytest.mark.parametrize("run_name", RUNS)
-def test_ratios_are_the_medians_ratios(run_name, request):
-  run = request.getfixturevalue(run_name)
+def test_ratios_are_the_medians_ratios(run):
   result = run.result
   header, table = _table(run.markdown)
   shapes = [tuple(s) for s in result["shapes"]]
@@ -238,9 +210,8 @@ def test_flops_equal_the_traced_graphs_matmuls(changes, layout):
   assert flops.encoder_flops(config, 2, 8) == _graph_flops(encoder, 2, 8)
 
 
-@pytest.mark.parametrize("run_name", RUNS)
-def test_result_flops_are_the_quick_configs(run_name, request):
-  result = request.getfixturevalue(run_name).result
+def test_result_flops_are_the_quick_configs(run):
+  result = run.result
   config = MobileBertConfig.from_dict(latency.QUICK_CONFIG)
   assert result["config"] == config.to_dict()
   encoder = build_encoder(config)
@@ -263,11 +234,10 @@ def test_flops_of_the_english_model():
 # === Memory ===
 
 
-@pytest.mark.slow
-def test_memory_rows_have_their_peak_memory(full_run):
-  result = full_run.result
+def test_memory_rows_have_their_peak_memory(run):
+  result = run.result
   assert sorted(result["memory"]) == sorted(MEMORY_ROWS)
-  table = _table(full_run.markdown)[1]
+  table = _table(run.markdown)[1]
   assert len(table) == len(result["rows"])  # every row, with or without
   for row_id, figures in result["memory"].items():
     assert "error" not in figures, (row_id, figures)

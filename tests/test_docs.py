@@ -93,6 +93,16 @@ def _check_python_names(body):
           f"{node.value.id}.{node.attr} does not exist")
 
 
+_USAGE = {}  # module -> its `--help` text, one fresh process per module
+
+
+def _usage(module, cwd):
+  if module not in _USAGE:
+    _USAGE[module] = workspace.run(f"python -m {module} --help",
+                                   cwd=cwd).stdout
+  return _USAGE[module]
+
+
 def _check_shell_names(body, cwd):
   with open(os.path.join(workspace.REPO, "Makefile"), encoding="utf-8") as f:
     targets = set(re.findall(r"^([a-z][\w-]*):", f.read(), re.M))
@@ -104,7 +114,7 @@ def _check_shell_names(body, cwd):
     if "-m" not in words:
       continue
     module = words[words.index("-m") + 1]
-    usage = workspace.run(f"python -m {module} --help", cwd=cwd).stdout
+    usage = _usage(module, cwd)
     for word in words:
       if word.startswith("--") and word not in ("--help", "--helpfull"):
         flag = word[2:].split("=", 1)[0]
@@ -128,6 +138,11 @@ def test_documented_block_runs(block_id, language, body, skip,
   else:
     command = body
   workspace.run(command, cwd=workspace_dir, timeout=900)
+
+
+def test_readme_export_command_is_the_one_the_workspace_runs():
+  """README's export block runs when the workspace is built (its `DIR`)."""
+  assert workspace.EXPORT_COMMAND in [b[2] for b in blocks("README.md")]
 
 
 def test_every_document_has_runnable_blocks():

@@ -40,6 +40,16 @@ TINY_CONFIG = dict(
     attention_probs_dropout_prob=0.0)
 
 
+# README.md's "Export to TF-Hub" command, word for word (tests/test_docs.py
+# checks that it is there): running it here is how the README's command is
+# tested, and the workspace gets its `DIR`.
+EXPORT_COMMAND = (
+    "python -m export.to_savedmodel --bert_config_file=CONFIG.json \\\n"
+    "  --model_checkpoint_path=CKPT --vocab_file=vocab.txt "
+    "--do_lower_case=true \\\n"
+    "  --export_path=DIR --seq_length=32 --overwrite\n")
+
+
 def environment():
   """The environment of a fresh process run in a workspace."""
   env = dict(os.environ)
@@ -114,9 +124,7 @@ def build(directory):
             encoding="utf-8") as f:
     json.dump(dict(TINY_CONFIG, vocab_size=len(tokens)), f, indent=2)
   run(f"{sys.executable} -c '{_SCRIPT}'", cwd=directory)
-  run("python -m export.to_savedmodel --bert_config_file=CONFIG.json "
-      "--model_checkpoint_path=CKPT --vocab_file=vocab.txt "
-      "--do_lower_case=true --export_path=DIR --seq_length=32", cwd=directory)
+  run(EXPORT_COMMAND, cwd=directory)
   return directory
 
 

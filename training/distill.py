@@ -177,6 +177,10 @@ def _train_layer_wise(values, strategy, distiller, transfer_layers, factors,
   with strategy.scope():
     variables = distiller.encoder_block_variables()
     if progressive:
+      if values.optimizer != "lamb":
+        log(f"Progressive transfer trains with the original's soft-freezing "
+            f"LAMB; --optimizer={values.optimizer} applies to the other "
+            "phase.")
       schedule = layer_wise_schedule.LayerWiseSchedule.from_total_steps(
           num_blocks, values.num_distill_steps)
       inner = layer_wise_schedule.create_layer_wise_optimizer(
