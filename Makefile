@@ -6,6 +6,9 @@
 #                   writes benchmarks/results/latency-<date>-<cpu>.{json,md}
 #   make benchmark-training  the pretraining-step and pretraining-data
 #                   benchmark; writes benchmarks/results/training-<date>-<cpu>.*
+#   make benchmark-distillation  teacher, distilled and scratch students on
+#                   the bundled corpus (~20 min); writes
+#                   benchmarks/results/distillation-<date>-<cpu>.*
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PIP := $(VENV)/bin/pip --disable-pip-version-check
@@ -14,7 +17,8 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 # resolved versions: without it pip backtracks into source builds.
 PIP_INSTALL := $(PIP) install --quiet --use-pep517 --constraint constraints.txt
 
-.PHONY: demo test test-fast benchmark benchmark-training clean
+.PHONY: demo test test-fast benchmark benchmark-training \
+	benchmark-distillation clean
 
 $(VENV)/.base: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +47,9 @@ benchmark: $(VENV)/.test
 
 benchmark-training: $(VENV)/.test
 	$(VENV)/bin/python -m benchmarks.training
+
+benchmark-distillation: $(VENV)/.test
+	$(VENV)/bin/python -m benchmarks.distillation
 
 clean:
 	rm -rf $(VENV) build

@@ -412,7 +412,7 @@ def distill(values, log=print) -> Dict[str, float]:
             f"{values.model_dir}.")
         results = final.train(values.num_train_steps)
       else:
-        final.restore()
+        final.restore(model_only=True)
       if values.do_eval:
         results = final.evaluate(
             pretrain.make_eval_input_fn(values, student_config, eval_paths,

@@ -262,6 +262,7 @@ class Trainer:
     if clash:
       raise ValueError(f"`checkpoint_items` may not use the names "
                        f"{sorted(clash)} (the Trainer's own).")
+    self._items = items
     self.checkpoint = tf.train.Checkpoint(
         **items, optimizer=optimizer, step=self.step,
         examples_seen=self.examples_seen)
@@ -286,15 +287,25 @@ class Trainer:
     """The newest complete checkpoint in `model_dir` (its state file's)."""
     return tf.train.latest_checkpoint(self.model_dir)
 
-  def restore(self) -> Optional[str]:
+  def restore(self, model_only: bool = False) -> Optional[str]:
     """Restores the latest checkpoint of `model_dir`, if any; returns it.
 
     Files of a newer checkpoint whose save was interrupted (no entry in the
     `checkpoint` state file) are ignored.
+
+    Args:
+      model_only: bool. Restore the `checkpoint_items` only, not the
+        optimizer and the counters: for evaluation, whatever optimizer
+        trained the checkpoint. Defaults to False.
     """
-    self._restored = True
+    self._restored = not model_only
     latest = self.latest_checkpoint
-    if latest:
+    if latest and model_only:
+      tf.train.Checkpoint(**self._items).restore(latest).expect_partial(
+      ).assert_existing_objects_matched()
+      self.step.assign(tf.train.load_variable(latest, "step/.ATTRIBUTES/"
+                                              "VARIABLE_VALUE"))
+    elif latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
     return latest
 

@@ -556,7 +556,7 @@ def pretrain(values, log=print) -> Dict[str, float]:
       if values.do_train:
         results = trainer.train(values.num_train_steps)
       else:
-        trainer.restore()
+        trainer.restore(model_only=True)
       if values.do_eval:
         results = trainer.evaluate(
             make_eval_input_fn(values, config, eval_paths,
