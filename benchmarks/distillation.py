@@ -12,7 +12,7 @@ Usage:
 On the bundled corpus (`checkpoints.demo.corpus`: sentences of Python
 standard library docstrings, with the bundled uncased vocabulary
 `checkpoints/demo/vocab.txt`; the held-out 5% of the demo model,
-`checkpoints.demo.train_demo_model.is_held_out`), for each seed:
+`checkpoints.demo.data.is_held_out`), for each seed:
 
 1. teacher: a small IB-BERT (`TEACHER_CONFIG`: 4 blocks of width 128 with an
    inverted bottleneck of 256, layer norm, GELU, 1 feed-forward network of
@@ -210,10 +210,9 @@ LEARNING_RATE = 2e-3
 WARMUP_FRACTION = 0.1
 STEPS_PER_LOOP, QUICK_STEPS_PER_LOOP = 30, 2
 EVAL_BATCH_SIZE, QUICK_EVAL_BATCH_SIZE = 64, 8
-# Data: `training.create_pretraining_data` on the split corpus, a document
-# every DOCUMENT_LINES lines (neighbouring lines come from one module's
-# docstrings), DUPE_FACTOR maskings of each.
-DOCUMENT_LINES = 10
+# Data: `training.create_pretraining_data` on the demo's split corpus
+# (`checkpoints.demo.data`: a document every DOCUMENT_LINES lines),
+# DUPE_FACTOR maskings of each.
 DUPE_FACTOR = 5
 RANDOM_SEED = 12345
 # Targets (the issue's).
@@ -386,19 +385,6 @@ def result_stem(machine: dict, quick: bool) -> str:
 # === Data ===
 
 
-def write_documents(path: str, lines: Sequence[str]) -> int:
-  """Writes the lines with a blank line after every `DOCUMENT_LINES`
-  (create_pretraining_data's document separator); returns the documents."""
-  from mobilebert_tf import files
-  out = []
-  for i, line in enumerate(lines, 1):
-    out.append(line)
-    if i % DOCUMENT_LINES == 0:
-      out.append("")
-  files.write_text(path, "\n".join(out) + "\n", overwrite=True)
-  return -(-len(lines) // DOCUMENT_LINES)
-
-
 def make_records(work_dir: str, corpus_lines: Optional[int],
                  seq_length: int, max_predictions: int,
                  log: Callable[[str], None]) -> dict:
@@ -414,16 +400,16 @@ def make_records(work_dir: str, corpus_lines: Optional[int],
     RuntimeError: the data tool failed.
   """
   from checkpoints.demo import corpus
-  from checkpoints.demo import train_demo_model
+  from checkpoints.demo import data as demo_data
   start = time.time()
   lines = corpus.stdlib_docstring_lines(max_lines=corpus_lines)
-  train, held_out = train_demo_model.split_corpus(lines)
-  data = dict(lines=len(lines), train_lines=len(train),
-              held_out_lines=len(held_out))
-  for split, split_lines in (("train", train), ("held_out", held_out)):
-    text = os.path.join(work_dir, f"{split}.txt")
+  splits = demo_data.write_splits(work_dir, lines, overwrite=True)
+  data = dict(lines=len(lines))
+  for split, written in splits.items():
+    text = written["path"]
     records = os.path.join(work_dir, f"{split}.tfrecord")
-    data[f"{split}_documents"] = write_documents(text, split_lines)
+    data[f"{split}_lines"] = written["lines"]
+    data[f"{split}_documents"] = written["documents"]
     outcome = _call("create_pretraining_data", [
         f"--input_file={text}", f"--output_file={records}",
         f"--vocab_file={VOCAB_FILE}", "--do_lower_case",
@@ -713,6 +699,7 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
   """Runs the benchmark; returns the paths written (JSON, markdown)."""
   settings = plan(values)
   latency._quiet()  # pylint: disable=protected-access
+  from checkpoints.demo import data as demo_data
   from mobilebert_tf import files
 
   machine = machine_lib.machine_record()
@@ -793,7 +780,8 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
                      learning_rate=settings["learning_rate"],
                      warmup_fraction=WARMUP_FRACTION),
       eval_batch_size=settings["eval_batch_size"], data=dict(
-          data, document_lines=DOCUMENT_LINES, dupe_factor=DUPE_FACTOR,
+          data, document_lines=demo_data.DOCUMENT_LINES,
+          dupe_factor=DUPE_FACTOR,
           random_seed=RANDOM_SEED, vocab_size=teacher_config.vocab_size),
       per_seed=per_seed, summary=summaries, targets=targets(summaries),
       seconds=time.time() - start,

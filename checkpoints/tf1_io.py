@@ -16,7 +16,7 @@ from mobilebert_tf.config import MobileBertConfig
 
 
 def write_tf1_checkpoint(variables: Mapping[str, np.ndarray], prefix: str,
-                         overwrite: bool = True) -> str:
+                         overwrite: bool = True, verify: bool = False) -> str:
   """Writes `{name: array}` as a name-based (TF1) checkpoint.
 
   Runs `SaveV2`, the op `tf.compat.v1.train.Saver` runs, directly: the same
@@ -28,15 +28,31 @@ def write_tf1_checkpoint(variables: Mapping[str, np.ndarray], prefix: str,
     variables: {TF1 name: array}.
     prefix: str. The checkpoint prefix; missing directories are created.
     overwrite: bool. Replace an existing checkpoint. Defaults to True.
+    verify: bool. Read the written files back and compare every tensor
+      with `variables` bit for bit before they are renamed into place.
+      Defaults to False.
 
   Returns:
     The prefix written.
+
+  Raises:
+    FileExistsError: a checkpoint exists at `prefix` and `overwrite` is
+      False.
+    RuntimeError: `verify` found a difference (nothing is renamed then).
   """
   names = list(variables)
   with files.staged_prefix(prefix, overwrite=overwrite) as tmp_prefix:
     tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
                       shape_and_slices=[""] * len(names),
                       tensors=[np.asarray(variables[n]) for n in names])
+    if verify:
+      written = read_tf1_checkpoint(tmp_prefix)
+      differ = sorted(set(written).symmetric_difference(names)) + [
+          n for n in names
+          if n in written and not np.array_equal(written[n], variables[n])]
+      if differ:
+        raise RuntimeError(f"The written checkpoint differs from the "
+                           f"variables in {len(differ)} names: {differ[:5]}")
   return prefix
 
 

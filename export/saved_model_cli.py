@@ -18,6 +18,8 @@ importing tensorflow_text:
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":  # A command line: see `mobilebert_tf.cli`.
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import sys
 

@@ -57,6 +57,8 @@ Exit codes: 0 done; 2 bad input (one line on stderr, nothing written);
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":  # A command line: see `mobilebert_tf.cli`.
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import sys
 from typing import Sequence

@@ -57,3 +57,65 @@ def test_error_prints_one_line_and_returns_the_code(capsys):
   captured = capsys.readouterr()
   assert captured.out == ""
   assert captured.err == "prog: error: bad input\n"
+
+
+# Every command line of the product (`python -m MODULE`).
+CLI_MODULES = (
+    "checkpoints.convert", "checkpoints.to_tf1", "checkpoints.demo.data",
+    "checkpoints.demo.evaluate", "export.to_savedmodel", "export.to_tflite",
+    "export.saved_model_cli", "training.run_classifier", "training.pretrain",
+    "training.create_pretraining_data", "training.distill")
+
+
+def _module_path(module):
+  import os  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  return os.path.join(helpers.REPO_ROOT, *module.split(".")) + ".py"
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_a_cli_sets_legacy_keras_only_as_a_program_before_tensorflow(module):
+  # See `mobilebert_tf.cli`: `TF_USE_LEGACY_KERAS=1` under
+  # `if __name__ == "__main__"`, before the first project or TensorFlow
+  # import (those import TensorFlow); imported as a module, nothing is set.
+  import ast  # pylint: disable=g-import-not-at-top
+  with open(_module_path(module), encoding="utf-8") as f:
+    tree = ast.parse(f.read())
+  guard = heavy = None
+  for index, node in enumerate(tree.body):
+    if isinstance(node, ast.If) and "TF_USE_LEGACY_KERAS" in ast.unparse(
+        node) and ast.unparse(node.test) == "__name__ == '__main__'":
+      guard = index if guard is None else guard
+    elif isinstance(node, (ast.Import, ast.ImportFrom)) and heavy is None:
+      names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+               else [node.module or ""])
+      if any(n.split(".")[0] not in ("os", "sys", "absl", "typing",
+                                     "__future__") and n.split(".")[0]
+             in ("tensorflow", "tf_keras", "mobilebert_tf", "checkpoints",
+                 "export", "training", "numpy") for n in names):
+        heavy = index
+  assert guard is not None, f"{module}: no TF_USE_LEGACY_KERAS guard"
+  assert heavy is not None and guard < heavy, module
+  assert "TF_USE_LEGACY_KERAS" not in __import__("os").environ
+
+
+def test_a_cli_process_does_not_import_keras_3():
+  # The start-up saving of `mobilebert_tf.cli`, in a fresh process: Keras 3's
+  # shim (keras._tf_keras, which pulls in scikit-learn) is never imported.
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  module = "checkpoints.to_tf1"
+  source = (f"import os, runpy, sys\nsys.argv = [{module!r}, '--help']\n"
+            "try:\n"
+            f"  runpy.run_module({module!r}, run_name='__main__')\n"
+            "except SystemExit:\n  pass\n"
+            "print('keras3' if 'keras._tf_keras' in sys.modules else 'none',"
+            " 'tf_keras' in sys.modules, os.environ.get('TF_USE_LEGACY_KERAS'))\n")
+  result = subprocess.run([sys.executable, "-c", source], env=env,
+                          cwd=helpers.REPO_ROOT, capture_output=True,
+                          text=True, timeout=120, check=True)
+  assert result.stdout.strip().splitlines()[-1] == "none True 1", (
+      result.stdout)

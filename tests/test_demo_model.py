@@ -1,8 +1,18 @@
-"""Tests for the bundled demonstration MobileBERT (`checkpoints/demo/`)."""
+"""Tests for the bundled demonstration MobileBERT (`checkpoints/demo/`).
+
+The bundle is made by the library's own CLIs, with the commands of
+`checkpoints/demo/README.md`: `test_readme_commands_make_a_bundle` runs that
+block as written, each command in a fresh process, with a few hundred corpus
+lines and a few steps instead of the full run's.
+"""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import json
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -12,24 +22,29 @@ from checkpoints import name_map
 from checkpoints import restore
 from checkpoints import tf1_io
 from checkpoints.demo import corpus
-from checkpoints.demo import train_demo_model as demo
+from checkpoints.demo import data as demo_data
+from checkpoints.demo import evaluate
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_pretrainer
-from mobilebert_tf import optimization
 from mobilebert_tf import preprocessing
 from mobilebert_tf import vocab as vocab_lib
-from training import evaluation
+from tests import workspace
+from training import distiller
 from training import pretraining_data
 
-DEMO_DIR = demo.DEFAULT_OUTPUT_DIR
-CONFIG_FILE = os.path.join(DEMO_DIR, "bert_config.json")
-VOCAB_FILE = os.path.join(DEMO_DIR, "vocab.txt")
-CHECKPOINT = os.path.join(DEMO_DIR, demo.CHECKPOINT_PREFIX)
+DEMO_DIR = evaluate.DEMO_DIR
+CONFIG_FILE = evaluate.CONFIG_FILE
+TEACHER_CONFIG_FILE = os.path.join(DEMO_DIR, "teacher_config.json")
+VOCAB_FILE = evaluate.VOCAB_FILE
+CHECKPOINT = os.path.join(DEMO_DIR, "model.ckpt")
+BUNDLE_FILES = ("bert_config.json", "teacher_config.json", "vocab.txt",
+                "model.ckpt.index", "model.ckpt.data-00000-of-00001",
+                "README.md")
 MAX_BUNDLE_BYTES = 20 * 2**20
 
-# Measured on the bundled model for the first 200 held-out lines (516 masked
-# pieces): top-1 0.322, top-5 0.554. Always answering the 5 most frequent
-# training pieces scores 0.041 / 0.165; untrained models ~0.001 / 0.005.
+# "Has learnt the corpus", far from chance: always answering the 5 most
+# frequent training pieces scores 0.041 / 0.165 on these lines, an untrained
+# model ~0.001 / 0.005.
 MIN_TOP1 = 0.25
 MIN_TOP5 = 0.45
 
@@ -58,9 +73,13 @@ def demo_pretrainer(config):
 
 @pytest.fixture(scope="module")
 def held_out_lines():
-  lines = corpus.stdlib_docstring_lines()
-  _, held_out = demo.split_corpus(lines)
+  _, held_out = demo_data.split_corpus(corpus.stdlib_docstring_lines())
   return held_out
+
+
+def _readme():
+  with open(os.path.join(DEMO_DIR, "README.md"), encoding="utf-8") as f:
+    return f.read()
 
 
 # === Bundled files ===
@@ -68,14 +87,23 @@ def held_out_lines():
 
 def test_bundle_files_exist_and_are_small():
   sizes = {name: os.path.getsize(os.path.join(DEMO_DIR, name))
-           for name in demo.OUTPUT_FILES}
+           for name in BUNDLE_FILES}
   assert all(size > 0 for size in sizes.values()), sizes
   assert sum(sizes.values()) < MAX_BUNDLE_BYTES, sizes
 
 
-def test_config_is_the_demo_architecture(config, vocab):
-  expected = dict(demo.DEMO_CONFIG, vocab_size=len(vocab))
-  assert config.to_dict() == MobileBertConfig.from_dict(expected).to_dict()
+def test_configs_are_a_mobilebert_student_and_its_ib_bert_teacher(config,
+                                                                   vocab):
+  teacher = MobileBertConfig.from_json_file(TEACHER_CONFIG_FILE)
+  assert config.vocab_size == teacher.vocab_size == len(vocab)
+  # The student: a true bottleneck, NoNorm, stacked FFNs (MobileBERT_OPT);
+  # the teacher: an inverted bottleneck with layer norm (IB-BERT).
+  assert config.intra_bottleneck_size < config.hidden_size
+  assert config.normalization_type == "no_norm"
+  assert config.num_feedforward_networks > 1
+  assert teacher.intra_bottleneck_size > teacher.hidden_size
+  assert teacher.normalization_type == "layer_norm"
+  distiller.check_compatible(teacher, config)  # Raises if it cannot learn.
 
 
 def test_vocab_has_special_tokens_and_the_config_size(config, vocab):
@@ -100,36 +128,22 @@ def test_checkpoint_has_exactly_the_original_tf1_variables(config):
   assert all(np.isfinite(v).all() for v in values.values())
 
 
-def test_readme_reports_how_the_model_was_made(config):
-  with open(os.path.join(DEMO_DIR, "README.md"), encoding="utf-8") as f:
-    readme = f.read()
-  for expected in ("python -m checkpoints.demo.train_demo_model",
-                   "top-1 accuracy", "top-5 accuracy",
-                   f"a vocabulary of {config.vocab_size}", "parameters",
-                   "Python Software Foundation licence"):
-    assert expected in readme
-
-
 # === The model has learned something ===
 
 
-def test_heldout_masked_lm_accuracy(demo_pretrainer, config, vocab,
-                                    held_out_lines):
+def test_heldout_masked_lm_accuracy(demo_pretrainer, held_out_lines):
   lines = held_out_lines[:200]
   assert len(lines) == 200
-  assert all(demo.is_held_out(line) for line in lines)
-  ids = pretraining_data.tokenize_lines(lines, VOCAB_FILE)
-  batch = pretraining_data.make_eval_examples(
-      ids, pretraining_data.special_ids(vocab), seq_length=64)
-  metrics = evaluation.masked_lm_metrics(demo_pretrainer, batch)
+  assert all(demo_data.is_held_out(line) for line in lines)
+  metrics = evaluate.held_out_metrics(demo_pretrainer, lines, VOCAB_FILE)
   assert metrics["count"] > 300
   assert metrics["top1"] >= MIN_TOP1, metrics
   assert metrics["top5"] >= MIN_TOP5, metrics
 
 
-def test_fill_mask_predicts_plausible_words(demo_pretrainer, vocab):
-  predictions = demo.predict_masks(
-      demo_pretrainer, vocab, VOCAB_FILE,
+def test_fill_mask_predicts_plausible_words(demo_pretrainer):
+  predictions = evaluate.example_predictions(
+      demo_pretrainer, VOCAB_FILE,
       ["Return a new [MASK] containing the items of the iterable.",
        "Return True if the object is an [MASK] of the class."])
   assert {"list", "dict", "set", "tuple", "string", "object"} & set(
@@ -149,7 +163,7 @@ def test_tokenizer_gives_the_preprocessor_ids(held_out_lines):
     np.testing.assert_array_equal(line_ids[:126], expected)
 
 
-# === Corpus and examples ===
+# === Corpus and its split ===
 
 
 def test_corpus_is_deterministic_unique_and_normalized():
@@ -190,72 +204,129 @@ def test_docstring_sentences_splits_prose_and_keeps_code_lines():
 
 def test_held_out_split_is_about_five_percent():
   lines = [f"line number {i}" for i in range(4000)]
-  train, held_out = demo.split_corpus(lines)
+  train, held_out = demo_data.split_corpus(lines)
   assert len(train) + len(held_out) == 4000
   assert 0.035 < len(held_out) / 4000 < 0.065
-  assert demo.split_corpus(lines) == (train, held_out)
+  assert all(demo_data.is_held_out(line) for line in held_out)
+  assert not any(demo_data.is_held_out(line) for line in train)
+  assert demo_data.split_corpus(list(reversed(lines))) == (
+      train[::-1], held_out[::-1])  # A property of the line, not its place.
 
 
-# === The training script ===
+def test_documents_are_separated_by_blank_lines():
+  size = demo_data.DOCUMENT_LINES
+  lines = [f"Line {i}." for i in range(2 * size + 3)]
+  documents = demo_data.documents_text(lines).strip().split("\n\n")
+  assert [d.splitlines() for d in documents] == [
+      lines[:size], lines[size:2 * size], lines[2 * size:]]
+  assert demo_data.documents_text(lines[:size]).endswith(".\n\n")
 
 
-def test_training_script_runs_end_to_end(tmp_path, capsys, monkeypatch):
-  optimizers, shared = [], optimization.create_optimizer
-
-  def create_optimizer(*args, **kwargs):  # The shared path, recorded.
-    optimizers.append((args, kwargs))
-    return shared(*args, **kwargs)
-
-  monkeypatch.setattr(demo.optimization, "create_optimizer", create_optimizer)
-  out = tmp_path / "demo"
-  argv = ["train_demo_model", f"--output_dir={out}", "--steps=2",
-          "--max_lines=200", "--vocab_size=200", "--num_hidden_layers=1",
-          "--batch_size=8", "--eval_every=0", "--warmup_fraction=0.5"]
-  assert demo.main(argv) == 0
-  assert sorted(os.listdir(tmp_path)) == ["demo"]  # No temporaries.
-  assert sorted(os.listdir(out)) == sorted(demo.OUTPUT_FILES)
-  assert optimizers == [(("adamw",), dict(
-      learning_rate=2e-3, num_train_steps=2, num_warmup_steps=1,
-      weight_decay_rate=0.01))]
-  config = MobileBertConfig.from_json_file(str(out / "bert_config.json"))
-  assert config.num_hidden_layers == 1
-  assert len(preprocessing.read_vocab(str(out / "vocab.txt"))) == (
-      config.vocab_size)
-  pretrainer = _load(config, str(out / "model.ckpt"))
-  assert pretrainer.next_sentence is not None
-  readme = (out / "README.md").read_text(encoding="utf-8")
-  assert "--max_lines=200" in readme and "--steps=2" in readme
-  assert "`mobilebert_tf.optimization.create_optimizer`" in readme
-  sizes = {name: os.path.getsize(out / name) for name in demo.OUTPUT_FILES}
-  for name, size in sizes.items():
-    if name != "README.md":
-      assert f"| `{name}` |" in readme and f"| {size:,} |" in readme, name
-  for sentence in demo.EXAMPLE_SENTENCES:
-    assert f"- {sentence} → `" in readme
-  capsys.readouterr()
-
-  # A second run refuses to overwrite.
-  assert demo.main(argv) == 2
+def test_data_cli_writes_both_splits_and_refuses_to_overwrite(tmp_path,
+                                                              capsys):
+  out = tmp_path / "data"
+  argv = ["data", f"--output_dir={out}", "--max_lines=300"]
+  assert demo_data.main(argv) == 0
+  assert sorted(os.listdir(out)) == ["held_out.txt", "train.txt"]
+  train, held_out = (demo_data.read_lines(str(out / f"{split}.txt"))
+                     for split in demo_data.SPLITS)
+  assert (train, held_out) == demo_data.split_corpus(
+      corpus.stdlib_docstring_lines(max_lines=300))
+  assert f"{len(held_out)} lines" in capsys.readouterr().out
+  before = (out / "train.txt").read_bytes()
+  assert demo_data.main(argv) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "--overwrite" in err
+  assert (out / "train.txt").read_bytes() == before
+  assert demo_data.main(argv + ["--overwrite"]) == 0
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--steps=0", "--steps"),
-    ("--seq_length=4096", "--seq_length"),
-    ("--max_lines=3", "--max_lines"),
-    ("--no_such_flag=1", "no_such_flag"),
-    ("--steps=many", "steps"),
-], ids=["zero_steps", "long_seq", "few_lines", "unknown_flag", "not_int"])
-def test_training_script_usage_errors(tmp_path, capsys, flag, message):
-  argv = ["train_demo_model", f"--output_dir={tmp_path / 'out'}", flag]
-  assert demo.main(argv) == 2
+@pytest.mark.parametrize("argv, message", [
+    ([], "--output_dir is required"),
+    (["--output_dir=OUT", "--max_lines=5"], "max_lines"),
+    (["--output_dir=OUT", "--no_such_flag"], "no_such_flag"),
+], ids=["no_output_dir", "few_lines", "unknown_flag"])
+def test_data_cli_usage_errors(tmp_path, capsys, argv, message):
+  argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+  assert demo_data.main(["data", *argv]) == 2
   err = capsys.readouterr().err.strip()
-  assert len(err.splitlines()) == 1 and message in err
+  assert len(err.splitlines()) == 1 and message in err, err
   assert not (tmp_path / "out").exists()
 
 
-def test_training_script_rejects_missing_parent(tmp_path, capsys):
-  argv = ["train_demo_model", f"--output_dir={tmp_path / 'a' / 'b'}"]
-  assert demo.main(argv) == 2
-  assert "does not exist" in capsys.readouterr().err
+def test_write_splits_refuses_an_empty_split(tmp_path):
+  lines = [f"line number {i}" for i in range(100)]
+  train = [line for line in lines if not demo_data.is_held_out(line)]
+  with pytest.raises(ValueError, match="held_out split of 5 corpus lines"):
+    demo_data.write_splits(str(tmp_path / "out"), train[:5])
+  assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_cli_usage_errors(tmp_path, capsys):
+  assert evaluate.main(["evaluate", f"--checkpoint={CHECKPOINT}",
+                        f"--held_out_file={tmp_path / 'none.txt'}"]) == 2
+  assert "no such file" in capsys.readouterr().err
+  empty = tmp_path / "empty.txt"
+  empty.write_text("\n\n", encoding="utf-8")
+  assert evaluate.main(["evaluate", f"--checkpoint={tmp_path / 'nothing'}",
+                        f"--held_out_file={empty}"]) == 2
+  assert "has no text" in capsys.readouterr().err
+
+
+# === The commands that make the bundle ===
+
+# The full run's sizes -> a test's: the README's values must be these (so a
+# changed README fails here until this table follows).
+_SHRINK = {
+    "--dupe_factor": ("20", "1"),
+    "--train_batch_size": ("64", "8"),
+    "--num_distill_steps": ("800", "4"),  # One step per block.
+    "--num_warmup_steps": (("100", "110"), "1"),
+    "--num_train_steps": (("2000", "2200"), "2"),
+}
+
+
+def _bundle_commands():
+  """The README's block that makes the bundle, one command per item."""
+  blocks = re.findall(r"^```sh\n(.*?)^```", _readme(), re.S | re.M)
+  body = [b for b in blocks if "training.distill" in b]
+  assert len(body) == 1, "checkpoints/demo/README.md: one block makes it"
+  return [c for c in body[0].replace("\\\n", " ").splitlines() if c.strip()]
+
+
+def _shrunk(command, work):
+  words = shlex.split(command)
+  out = []
+  for word in words:
+    name, _, value = word.partition("=")
+    if name in _SHRINK:
+      full, small = _SHRINK[name]
+      assert value in (full if isinstance(full, tuple) else (full,)), word
+      word = f"{name}={small}"
+    out.append(word.replace("build/demo_training", work).replace(
+        "checkpoints/demo/model.ckpt", f"{work}/model.ckpt"))
+  if out[:3] == ["python", "-m", "checkpoints.demo.data"]:
+    out.append("--max_lines=400")
+  return " ".join(shlex.quote(w) for w in out)
+
+
+def test_readme_commands_make_a_bundle(tmp_path):
+  commands = _bundle_commands()
+  modules = [shlex.split(c)[2] for c in commands]
+  assert modules == [
+      "checkpoints.demo.data", "training.create_pretraining_data",
+      "training.pretrain", "training.distill", "checkpoints.to_tf1",
+      "checkpoints.demo.evaluate", "checkpoints.demo.evaluate"]
+  work = str(tmp_path / "work")
+  outputs = [workspace.run(_shrunk(c, work), cwd=workspace.REPO).stdout
+             for c in commands]
+  student = MobileBertConfig.from_json_file(CONFIG_FILE)
+  # The distilled student, written in the original layout, restores.
+  pretrainer = _load(student, f"{work}/model.ckpt")
+  assert pretrainer.next_sentence is not None
+  with open(os.path.join(work, "student", "config.json"),
+            encoding="utf-8") as f:
+    assert MobileBertConfig.from_dict(json.load(f)) == student
+  assert "held-out lines" in outputs[5] and "top-1 accuracy" in outputs[5]
+  for sentence in evaluate.EXAMPLE_SENTENCES:
+    assert f"{sentence} -> " in outputs[5]

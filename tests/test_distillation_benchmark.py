@@ -222,17 +222,6 @@ def test_failed_seeds_are_left_out_and_a_missing_row_is_not_measured():
   assert found["reaches_teacher"]["met"] is True  # PKT = teacher here.
 
 
-def test_documents_are_separated_by_blank_lines(tmp_path):
-  path = tmp_path / "corpus.txt"
-  lines = [f"Line {i}." for i in range(2 * distillation.DOCUMENT_LINES + 3)]
-  assert distillation.write_documents(str(path), lines) == 3
-  documents = path.read_text(encoding="utf-8").strip().split("\n\n")
-  assert [d.splitlines() for d in documents] == [
-      lines[:distillation.DOCUMENT_LINES],
-      lines[distillation.DOCUMENT_LINES:2 * distillation.DOCUMENT_LINES],
-      lines[2 * distillation.DOCUMENT_LINES:]]
-
-
 # === Flags ===
 
 

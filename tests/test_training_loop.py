@@ -39,12 +39,24 @@ def corpus_lines(n=200, seed=0):
 
 
 def make_batch(seed=1, n=200, lines_seed=0):
-  """Pretraining examples of `corpus_lines` (a `pretraining_data.Batch`)."""
+  """Pretraining examples of `corpus_lines` (a `pretraining_data.Batch`):
+  the original's instances (`training.pretraining_instances`), documents of
+  5 lines, one masking of each."""
+  import random  # pylint: disable=g-import-not-at-top
   from training import pretraining_data  # pylint: disable=g-import-not-at-top
-  special = pretraining_data.SpecialIds(0, 1, 2, 3, 4)
-  return pretraining_data.make_pretraining_examples(
-      np.random.default_rng(seed), corpus_lines(n, lines_seed), special,
-      VOCAB, SEQ, PREDICTIONS)
+  from training import pretraining_instances as pi  # pylint: disable=g-import-not-at-top
+  lines = [list(map(int, line)) for line in corpus_lines(n, lines_seed)]
+  documents = [lines[i:i + 5] for i in range(0, len(lines), 5)]
+  vocab = pi.MaskingVocab(cls=2, sep=3, mask=4, size=VOCAB,
+                          continuation=(False,) * VOCAB)
+  options = pi.InstanceOptions(max_seq_length=SEQ,
+                               max_predictions_per_seq=PREDICTIONS)
+  instances = pi.create_instances(documents, vocab, options, dupe_factor=1,
+                                  rng=random.Random(seed))
+  rows = [pi.instance_features(i, SEQ, PREDICTIONS) for i in instances]
+  arrays = {name: np.stack([row[name] for row in rows]) for name in rows[0]}
+  arrays["next_sentence_labels"] = arrays["next_sentence_labels"][:, 0]
+  return pretraining_data.Batch(**arrays)
 
 
 def make_trainer(strategy, model_dir, batch, learning_rate=1e-2,

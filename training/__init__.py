@@ -1,11 +1,8 @@
-"""Training: fine-tuning, pretraining data and (coming) pretraining CLIs.
+"""Training: the CLIs that make and adapt models, and their parts.
 
-One module per job:
-
-* `tsv`: reading GLUE-style TSV files;
-* `pretraining_data`: masked-LM + next-sentence examples (NumPy);
-* `evaluation`: masked-LM top-k accuracy and cross-entropy;
-* `run_classifier`: the fine-tuning CLI (`python -m training.run_classifier`).
-
-Optimizers and schedules come from `mobilebert_tf.optimization`.
+The command lines: `create_pretraining_data` (text -> BERT records),
+`pretrain` (MLM + NSP on `tf.distribute`), `distill` (teacher -> student,
+the paper's progressive knowledge transfer) and `run_classifier`
+(fine-tuning). Each other module has one job; the README's layout lists
+them. Optimizers and schedules come from `mobilebert_tf.optimization`.
 """
