@@ -7,7 +7,7 @@
 #   make benchmark-training  the pretraining-step and pretraining-data
 #                   benchmark; writes benchmarks/results/training-<date>-<cpu>.*
 #   make benchmark-distillation  teacher, distilled and scratch students on
-#                   the bundled corpus (~20 min); writes
+#                   the bundled corpus (~18 min); writes
 #                   benchmarks/results/distillation-<date>-<cpu>.*
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
