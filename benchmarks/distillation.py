@@ -120,6 +120,7 @@ from absl import flags
 
 from benchmarks import latency
 from benchmarks import machine as machine_lib
+from benchmarks import result_files
 
 PROGRAM = "python -m benchmarks.distillation"
 REPO_ROOT = latency.REPO_ROOT
@@ -701,7 +702,7 @@ def _parameters(config) -> int:
 def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
   """Runs the benchmark; returns the paths written (JSON, markdown)."""
   settings = plan(values)
-  latency._quiet()  # pylint: disable=protected-access
+  latency.quiet()
   from checkpoints.demo import data as demo_data
   from mobilebert_tf import files
 
@@ -791,15 +792,7 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
       cpu_seconds=time.process_time() - cpu_start)
   stem = os.path.join(settings["output_dir"],
                       result_stem(machine, values.quick))
-  json_path = files.write_text(stem + ".json",
-                               json.dumps(result, indent=1) + "\n")
-  text = format_report(result, os.path.basename(json_path))
-  md_path = files.write_text(stem + ".md", text)
-  print()
-  print(text)
-  log(f"Wrote {json_path} and {os.path.basename(md_path)} in "
-      f"{time.time() - start:.0f} s.")
-  return [json_path, md_path]
+  return result_files.write(stem, result, format_report, start, log)
 
 
 # === The report ===

@@ -39,7 +39,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pylint: disable=g-import-not-at-top
 import concurrent.futures
 import fnmatch
-import json
 import shutil
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from typing import Dict, List, Sequence, Tuple
 from absl import flags
 
 from benchmarks import machine as machine_lib
+from benchmarks import result_files
 from benchmarks import rows as rows_lib
 
 PROGRAM = "python -m benchmarks.latency"
@@ -228,12 +228,11 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
   """Runs the benchmark; returns the paths written (JSON, markdown)."""
   (rows, memory_rows, config, config_name, shapes, repeats, warmup,
    output_dir) = _plan(values)
-  _quiet()
+  quiet()
   from benchmarks import artifacts
   from benchmarks import flops
   from benchmarks import report
   from benchmarks import timing
-  from mobilebert_tf import files
 
   machine = machine_lib.machine_record()
   start = time.time()
@@ -283,15 +282,7 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
       timings=timings, memory=memory, memory_shape=list(shapes[0]),
       seconds=time.time() - start)
   stem = os.path.join(output_dir, result_stem(machine, values.quick))
-  json_path = files.write_text(stem + ".json",
-                               json.dumps(result, indent=1) + "\n")
-  text = report.format_report(result, os.path.basename(json_path))
-  md_path = files.write_text(stem + ".md", text)
-  print()
-  print(text)
-  log(f"Wrote {json_path} and {os.path.basename(md_path)} in "
-      f"{time.time() - start:.0f} s.")
-  return [json_path, md_path]
+  return result_files.write(stem, result, report.format_report, start, log)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -310,7 +301,8 @@ def main(argv: Sequence[str]) -> int:
   return 0
 
 
-def _quiet() -> None:
+def quiet() -> None:
+  """Silences TensorFlow's and absl's logging and Python warnings."""
   import logging
   import warnings
   warnings.filterwarnings("ignore")

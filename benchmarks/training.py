@@ -72,6 +72,7 @@ from absl import flags
 
 from benchmarks import latency
 from benchmarks import machine as machine_lib
+from benchmarks import result_files
 from benchmarks import memory as memory_lib
 from benchmarks import rows as rows_lib
 
@@ -748,7 +749,7 @@ def result_stem(machine: dict, quick: bool) -> str:
 def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
   """Runs the benchmark; returns the paths written (JSON, markdown)."""
   settings = plan(values)
-  latency._quiet()  # pylint: disable=protected-access
+  latency.quiet()
   import tensorflow as tf
   import tf_keras
   from benchmarks import timing
@@ -823,15 +824,7 @@ def run(values: flags.FlagValues, argv: Sequence[str], log) -> List[str]:
       seconds=time.time() - start)
   stem = os.path.join(settings["output_dir"],
                       result_stem(machine, values.quick))
-  json_path = files.write_text(stem + ".json",
-                               json.dumps(result, indent=1) + "\n")
-  text = format_report(result, os.path.basename(json_path))
-  md_path = files.write_text(stem + ".md", text)
-  print()
-  print(text)
-  log(f"Wrote {json_path} and {os.path.basename(md_path)} in "
-      f"{time.time() - start:.0f} s.")
-  return [json_path, md_path]
+  return result_files.write(stem, result, format_report, start, log)
 
 
 # === The report ===
@@ -968,7 +961,7 @@ def main(argv: Sequence[str]) -> int:
         raise cli.UsageError(f"--memory_child: unknown row "
                              f"{values.memory_child!r}")
       settings = plan(values)
-      latency._quiet()  # pylint: disable=protected-access
+      latency.quiet()
       figures = memory_child(values.memory_child, settings["config"], (
           settings["batch_size"], settings["seq_length"],
           settings["max_predictions"]), settings["optimizer"])
