@@ -468,6 +468,7 @@ def _marked_sequences(n, seq, rng, vocab_size=64):
   return ids, marks
 
 
+@pytest.mark.slow  # a learning test
 def test_token_classification_tags_the_marked_word():
   tf_keras.utils.set_random_seed(SEED)
   rng = np.random.default_rng(0)
@@ -491,6 +492,7 @@ def test_token_classification_tags_the_marked_word():
   assert hit_rate >= 0.8, hit_rate  # Chance: about 1 / 10.
 
 
+@pytest.mark.slow  # a learning test
 def test_question_answering_finds_the_span_of_the_marked_word():
   """Question: 2 words; context: random words with a marked 2-word answer."""
   tf_keras.utils.set_random_seed(SEED)
@@ -524,6 +526,7 @@ def test_question_answering_finds_the_span_of_the_marked_word():
   assert exact >= 0.7, exact  # Chance: about 1 / 30.
 
 
+@pytest.mark.slow  # a learning test
 def test_multiple_choice_picks_the_choice_with_the_key_word():
   tf_keras.utils.set_random_seed(SEED)
   rng = np.random.default_rng(2)
@@ -543,6 +546,7 @@ def test_multiple_choice_picks_the_choice_with_the_key_word():
   assert accuracy >= 0.8, accuracy  # Chance: 1 / 3.
 
 
+@pytest.mark.slow  # a learning test
 def test_next_sentence_prediction_tells_continuations_from_random_text():
   """As in BERT's data: B continues A's document (label 0) or is drawn from
   another document (1). Documents have topics (word ranges): A's document is
