@@ -5,14 +5,17 @@ Import as `from tests import helpers` (fixtures live in conftest.py).
 
 import datetime
 import glob
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import types
 
 import numpy as np
 
+from benchmarks import machine
 from benchmarks import peers
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,3 +100,43 @@ def run_benchmark(program, flag_args, output_dir, timeout=1200):
   return types.SimpleNamespace(
       argv=[program, *flag_args], started=started, json_path=json_files[0],
       md_path=md_files[0], result=result, markdown=markdown)
+
+
+def _cpuinfo_model():
+  """The first "model name" of /proc/cpuinfo, read independently of
+  `benchmarks.machine`; None where there is no /proc/cpuinfo."""
+  if not os.path.exists("/proc/cpuinfo"):
+    return None
+  with open("/proc/cpuinfo", encoding="utf-8") as f:
+    return next(line.split(":", 1)[1].strip() for line in f
+                if line.startswith("model name"))
+
+
+def assert_records_the_run(run, benchmark, packages, max_start_delay):
+  """A --quick result file pair of `run_benchmark` names and records its run.
+
+  Checks the `<benchmark>-<UTC date-time>-<cpu slug>-quick.{json,md}` names,
+  the date (within `max_start_delay` of the start), the CPU, the core count,
+  the versions of `packages`, the argv and the quick flag, and that the
+  markdown states the date, CPU and TensorFlow version and names its JSON.
+  """
+  result, m = run.result, run.result["machine"]
+  stem = f"{benchmark}-{m['timestamp']}-{m['cpu_slug']}-quick"
+  assert os.path.basename(run.json_path) == stem + ".json"
+  assert os.path.basename(run.md_path) == stem + ".md"
+  assert re.fullmatch(r"\d{8}T\d{6}Z", m["timestamp"])
+  date = datetime.datetime.strptime(m["date"], "%Y-%m-%d %H:%M:%S UTC")
+  date = date.replace(tzinfo=datetime.timezone.utc)
+  assert abs(date - run.started) < max_start_delay
+  if _cpuinfo_model() is not None:
+    assert m["cpu"] == _cpuinfo_model()
+  assert m["cpu_slug"] == machine.cpu_slug(m["cpu"])
+  assert m["logical_cores"] == os.cpu_count()
+  for package in packages:
+    assert m["versions"][package] == importlib.metadata.version(package)
+  assert result["argv"] == run.argv[1:]
+  assert result["flags"]["quick"] is True and result["quick"] is True
+  markdown = run.markdown
+  assert m["date"] in markdown and m["cpu"] in markdown
+  assert f"TensorFlow {m['versions']['tensorflow']}" in markdown
+  assert os.path.basename(run.json_path) in markdown

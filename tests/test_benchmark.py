@@ -13,7 +13,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import datetime
-import importlib.metadata
 import re
 import subprocess
 import sys
@@ -57,42 +56,16 @@ def _table(markdown):
   return cells[0], {row[0]: row[1:] for row in cells[2:]}
 
 
-def _cpuinfo_model():
-  with open("/proc/cpuinfo", encoding="utf-8") as f:
-    names = [line.split(":", 1)[1].strip() for line in f
-             if line.startswith("model name")]
-  return names[0]
-
-
 # === The result files ===
 
 
 def test_files_record_date_cpu_versions_and_flags(run):
-  result, m = run.result, run.result["machine"]
-  stem = f"latency-{m['timestamp']}-{m['cpu_slug']}-quick"
-  assert os.path.basename(run.json_path) == stem + ".json"
-  assert os.path.basename(run.md_path) == stem + ".md"
-  assert re.fullmatch(r"\d{8}T\d{6}Z", m["timestamp"])
-  date = datetime.datetime.strptime(m["date"], "%Y-%m-%d %H:%M:%S UTC")
-  date = date.replace(tzinfo=datetime.timezone.utc)
-  assert abs(date - run.started) < datetime.timedelta(minutes=1)
-  if os.path.exists("/proc/cpuinfo"):
-    assert m["cpu"] == _cpuinfo_model()
-  assert m["cpu_slug"] == machine.cpu_slug(m["cpu"])
-  assert m["logical_cores"] == os.cpu_count()
-  for package in ("tensorflow", "tf_keras", "tf-models-official", "torch",
-                  "transformers"):
-    assert m["versions"][package] == importlib.metadata.version(package)
-  assert result["argv"] == run.argv[1:]
-  assert result["flags"]["quick"] is True
-  assert result["flags"]["repeats"] == REPEATS
-  assert result["quick"] is True
-  # The markdown says the same, and names its raw numbers.
-  markdown = run.markdown
-  assert m["date"] in markdown and m["cpu"] in markdown
-  assert f"TensorFlow {m['versions']['tensorflow']}" in markdown
-  assert f"torch {m['versions']['torch']}" in markdown
-  assert os.path.basename(run.json_path) in markdown
+  helpers.assert_records_the_run(
+      run, "latency", ("tensorflow", "tf_keras", "tf-models-official", "torch",
+                       "transformers"),
+      max_start_delay=datetime.timedelta(minutes=1))
+  assert run.result["flags"]["repeats"] == REPEATS
+  assert f"torch {run.result['machine']['versions']['torch']}" in run.markdown
 
 
 def test_markdown_is_the_report_of_the_json(run):

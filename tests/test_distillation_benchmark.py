@@ -17,15 +17,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import datetime
-import importlib.metadata
 import math
-import re
 
 import numpy as np
 import pytest
 
 from benchmarks import distillation
-from benchmarks import machine
 from tests import helpers
 
 REPO_ROOT = helpers.REPO_ROOT
@@ -56,26 +53,10 @@ def _quick_run(tmp_path_factory):
 
 
 def test_files_record_date_cpu_versions_and_flags(quick_run):
-  result, m = quick_run.result, quick_run.result["machine"]
-  stem = f"distillation-{m['timestamp']}-{m['cpu_slug']}-quick"
-  assert os.path.basename(quick_run.json_path) == stem + ".json"
-  assert os.path.basename(quick_run.md_path) == stem + ".md"
-  assert re.fullmatch(r"\d{8}T\d{6}Z", m["timestamp"])
-  date = datetime.datetime.strptime(m["date"], "%Y-%m-%d %H:%M:%S UTC")
-  date = date.replace(tzinfo=datetime.timezone.utc)
-  assert abs(date - quick_run.started) < datetime.timedelta(minutes=2)
-  assert m["cpu"] == machine.cpu_model()
-  assert m["cpu_slug"] == machine.cpu_slug(m["cpu"])
-  assert m["logical_cores"] == os.cpu_count()
-  for package in ("tensorflow", "tf_keras"):
-    assert m["versions"][package] == importlib.metadata.version(package)
-  assert result["argv"] == quick_run.argv[1:]
-  assert result["flags"]["quick"] is True and result["quick"] is True
-  assert result["seeds"] == [1]
-  markdown = quick_run.markdown
-  assert m["date"] in markdown and m["cpu"] in markdown
-  assert f"TensorFlow {m['versions']['tensorflow']}" in markdown
-  assert os.path.basename(quick_run.json_path) in markdown
+  helpers.assert_records_the_run(
+      quick_run, "distillation", ("tensorflow", "tf_keras"),
+      max_start_delay=datetime.timedelta(minutes=2))
+  assert quick_run.result["seeds"] == [1]
   # The work directory (records, models, logs) is gone without
   # --keep_work_dir.
   assert not quick_run.work_dir.exists()

@@ -16,13 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top
 import datetime
-import importlib.metadata
-import re
 import statistics
 
 import pytest
 
-from benchmarks import machine
 from benchmarks import training
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf.vocab import SPECIAL_TOKENS
@@ -60,29 +57,14 @@ def _tables(markdown):
 
 
 def test_files_record_date_cpu_versions_and_flags(quick_run):
+  helpers.assert_records_the_run(
+      quick_run, "training", ("tensorflow", "tf_keras", "tf-models-official"),
+      max_start_delay=datetime.timedelta(minutes=2))
   result, m = quick_run.result, quick_run.result["machine"]
-  stem = f"training-{m['timestamp']}-{m['cpu_slug']}-quick"
-  assert os.path.basename(quick_run.json_path) == stem + ".json"
-  assert os.path.basename(quick_run.md_path) == stem + ".md"
-  assert re.fullmatch(r"\d{8}T\d{6}Z", m["timestamp"])
-  date = datetime.datetime.strptime(m["date"], "%Y-%m-%d %H:%M:%S UTC")
-  date = date.replace(tzinfo=datetime.timezone.utc)
-  assert abs(date - quick_run.started) < datetime.timedelta(minutes=2)
-  assert m["cpu"] == machine.cpu_model()
-  assert m["cpu_slug"] == machine.cpu_slug(m["cpu"])
-  assert m["logical_cores"] == os.cpu_count()
-  for package in ("tensorflow", "tf_keras", "tf-models-official"):
-    assert m["versions"][package] == importlib.metadata.version(package)
-  assert result["argv"] == quick_run.argv[1:]
-  assert result["flags"]["quick"] is True and result["quick"] is True
   assert result["config"]["num_hidden_layers"] == 1
   assert result["rows"] == ["ours", "tfm"]
-  markdown = quick_run.markdown
-  assert m["date"] in markdown and m["cpu"] in markdown
-  assert f"TensorFlow {m['versions']['tensorflow']}" in markdown
   assert (f"tf-models-official {m['versions']['tf-models-official']}"
-          in markdown)
-  assert os.path.basename(quick_run.json_path) in markdown
+          in quick_run.markdown)
 
 
 def test_markdown_is_the_report_of_the_json(quick_run):
