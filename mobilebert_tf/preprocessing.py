@@ -360,8 +360,8 @@ class BertWordpieceTokenizer(tf_keras.layers.Layer):
     ids, wp_begin, wp_end = self._wordpiece.tokenize_with_offsets(words)
     ids = tf.cast(ids, tf.int32)
     # The arithmetic runs on flat values, one entry per word piece: ragged
-    # broadcasting would add thousands of shape checks to the graph (5x the
-    # ops of the whole tokenizer, measured), slowing tracing, saving,
+    # broadcasting would add shape checks per ragged dimension (measured:
+    # 4,839 ops in this graph instead of 811), slowing tracing, saving,
     # loading and every call.
     piece_word = ids.values.value_rowids()  # [pieces] -> its word
     piece_row = tf.gather(words.value_rowids(), piece_word)  # -> its input
