@@ -69,9 +69,9 @@ Trials of one seed, with the other jobs' load average in brackets:
       evaluation, evaluating the 1,245 held-out records) is ~13 s for the
       teacher, ~9 s for scratch, ~18 to 38 s for the distilled rows.
   T=800, S=120+120 (the first defaults) [0.8 -> 3.5]: 562 s; teacher
-      215 s (at load < 1: 392 s of CPU, 1.8 cores), then, with the load rising, PKT
-      84 s, JKT 89 s, AKT 101 s, scratch 51 s (266 s of CPU for the four,
-      ~180 s of wall at load < 1), records 17 s.
+      215 s (at load < 1: 392 s of CPU, 1.8 cores), then, with the load
+      rising, PKT 84 s, JKT 89 s, AKT 101 s, scratch 51 s (266 s of CPU for
+      the four, ~180 s of wall at load < 1), records 17 s.
 
 So per seed, with T teacher and S student steps, on a quiet machine:
 ~0.24 T + (0.12 + 0.11 + 0.12 + 0.06) S + 105 s = 0.24 T + 0.41 S + 105 s.

@@ -72,8 +72,8 @@ from absl import flags
 
 from benchmarks import latency
 from benchmarks import machine as machine_lib
-from benchmarks import result_files
 from benchmarks import memory as memory_lib
+from benchmarks import result_files
 from benchmarks import rows as rows_lib
 
 PROGRAM = "python -m benchmarks.training"

@@ -128,8 +128,9 @@ def assert_records_the_run(run, benchmark, packages, max_start_delay):
   date = datetime.datetime.strptime(m["date"], "%Y-%m-%d %H:%M:%S UTC")
   date = date.replace(tzinfo=datetime.timezone.utc)
   assert abs(date - run.started) < max_start_delay
-  if _cpuinfo_model() is not None:
-    assert m["cpu"] == _cpuinfo_model()
+  cpu = _cpuinfo_model()
+  if cpu is not None:
+    assert m["cpu"] == cpu
   assert m["cpu_slug"] == machine.cpu_slug(m["cpu"])
   assert m["logical_cores"] == os.cpu_count()
   for package in packages:
