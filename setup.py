@@ -18,7 +18,7 @@ setuptools.setup(
                  "checkpoints.*", "export", "export.*", "training",
                  "training.*"]),
     package_data={"mobilebert_tf": ["presets/*.json"],
-                  "checkpoints": ["demo/*"]},
+                  "checkpoints": ["demo/*", "demo/qa/*"]},
     python_requires=">=3.10,<3.13",
     install_requires=[
         "tensorflow==2.20.*",
@@ -30,6 +30,10 @@ setuptools.setup(
         # The LiteRT interpreter that export.to_tflite verifies with.
         "ai-edge-litert>=2.0,<3",
         "numpy>=1.26,<3",
+        # The GLUE metrics of training.glue_metrics (F1, Matthews
+        # correlation; Pearson and Spearman).
+        "scikit-learn==1.9.*",
+        "scipy==1.17.*",
         # tensorflow_hub 0.16.1 imports pkg_resources, gone in setuptools 81.
         "setuptools<81",
     ],

@@ -46,10 +46,21 @@ def parse(values: flags.FlagValues, argv: Sequence[str],
   if len(rest) > 1:
     raise UsageError(f"unexpected arguments {' '.join(rest[1:])} (flags are "
                      "--name=value; see --help)")
-  for name in required:
+  require(values, required)
+  return rest
+
+
+def require(values: flags.FlagValues, names: Sequence[str]) -> None:
+  """Checks that the flags `names` were given a value (in that order).
+
+  For flags required only in some modes, after `parse`.
+
+  Raises:
+    UsageError: the first of `names` without a value.
+  """
+  for name in names:
     if values[name].value in (None, ""):
       raise UsageError(f"--{name} is required (see --help)")
-  return rest
 
 
 def first_line(error: BaseException, limit: Optional[int] = 240) -> str:

@@ -29,6 +29,68 @@ TINY_CONFIG = dict(
     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.1)
 
 
+def write_word_vocab(path, words):
+  """A WordPiece vocabulary of whole `words`, with every character of them
+  also as a piece and as a `##` continuation, after the special tokens.
+
+  Returns:
+    str, the path written.
+  """
+  chars = sorted({c for w in words for c in w})
+  tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words) +
+            [c for c in chars if c not in words] + ["##" + c for c in chars])
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(t + "\n" for t in tokens))
+  return str(path)
+
+
+def write_tiny_text_model(directory, sentences, seed=0):
+  """A random tiny MobileBERT for the fine-tuning CLI's tests.
+
+  Writes into `directory`: `vocab.txt` (the sentences' words, their
+  characters and `##` characters, after the special tokens), the
+  `bert_config.json` of a 2-block, width-32 MobileBERT with 64 positions,
+  and a TF2 checkpoint of its pretrainer under `checkpoint/`.
+
+  Returns:
+    dict with `vocab_file`, `config_file`, `checkpoint` (the prefix) and
+    `pretrainer`.
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  import tf_keras
+  from mobilebert_tf import MobileBertConfig
+  from mobilebert_tf import build_pretrainer
+  # pylint: enable=g-import-not-at-top
+  directory = str(directory)
+  words = sorted({w for s in sentences for w in s.split()})
+  chars = sorted({c for w in words for c in w})
+  tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
+            [w for w in words if w not in chars] + chars +
+            ["##" + c for c in chars])
+  vocab_file = os.path.join(directory, "vocab.txt")
+  with open(vocab_file, "w", encoding="utf-8") as f:
+    f.write("".join(t + "\n" for t in tokens))
+  config = MobileBertConfig(
+      vocab_size=len(tokens), hidden_size=32, embedding_size=16,
+      num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
+      intra_bottleneck_size=16, trigram_input=True, use_bottleneck=True,
+      key_query_shared_bottleneck=True, num_feedforward_networks=2,
+      normalization_type="layer_norm", hidden_act="relu",
+      max_position_embeddings=64, type_vocab_size=2,
+      classifier_activation=True, hidden_dropout_prob=0.0,
+      attention_probs_dropout_prob=0.0, initializer_range=0.1)
+  config_file = os.path.join(directory, "bert_config.json")
+  with open(config_file, "w", encoding="utf-8") as f:
+    f.write(config.to_json_string())
+  tf_keras.utils.set_random_seed(seed)
+  pretrainer = build_pretrainer(config)
+  checkpoint = tf.train.Checkpoint(**pretrainer.checkpoint_items).save(
+      os.path.join(directory, "checkpoint", "model"))
+  return dict(vocab_file=vocab_file, config_file=config_file,
+              checkpoint=checkpoint, pretrainer=pretrainer)
+
+
 def make_encoder_inputs(config, batch=3, seq=8, num_predictions=3, seed=0):
   """int32 inputs with padding (one full row) and both token types."""
   rng = np.random.default_rng(seed)

@@ -37,6 +37,18 @@ def test_parse_turns_mistakes_into_usage_errors(argv, message):
     cli.parse(_flags(), argv, required=("name",))
 
 
+def test_require_names_the_first_missing_flag():
+  values = _flags()
+  cli.parse(values, ["prog", "--count=2"])
+  cli.require(values, ("count",))
+  with pytest.raises(cli.UsageError, match=r"^--name is required \(see "
+                                           r"--help\)$"):
+    cli.require(values, ("count", "name"))
+  values.name = ""
+  with pytest.raises(cli.UsageError, match="--name is required"):
+    cli.require(values, ("name",))
+
+
 def test_first_line():
   assert cli.first_line(ValueError("one\ntwo")) == "one"
   assert cli.first_line(KeyError("missing key")) == "missing key"
@@ -64,7 +76,8 @@ CLI_MODULES = (
     "checkpoints.convert", "checkpoints.to_tf1", "checkpoints.demo.data",
     "checkpoints.demo.evaluate", "export.to_savedmodel", "export.to_tflite",
     "export.saved_model_cli", "training.run_classifier", "training.pretrain",
-    "training.create_pretraining_data", "training.distill")
+    "training.create_pretraining_data", "training.distill",
+    "training.run_squad", "checkpoints.demo.qa_set")
 
 
 def _module_path(module):

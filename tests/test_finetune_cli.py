@@ -16,14 +16,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from export import encoder_savedmodel
 from export import preprocessor_savedmodel
-from mobilebert_tf import MobileBertConfig
-from mobilebert_tf import build_pretrainer
 from mobilebert_tf import preprocessing
 from mobilebert_tf.fill_mask import fill_mask
+from tests import helpers
 from training import run_classifier as rc
 from training import tsv
 
@@ -48,36 +46,13 @@ def model_dir(tmp_path_factory):
   style DIR/encoder and DIR/preprocessor of a random tiny MobileBERT."""
   directory = tmp_path_factory.mktemp("model")
   sentences = tsv.read_tsv(TRAIN).texts[0] + tsv.read_tsv(DEV).texts[0]
-  words = sorted({w for s in sentences for w in s.split()})
-  chars = sorted({c for w in words for c in w})
-  tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
-            [w for w in words if w not in chars] + chars +
-            ["##" + c for c in chars])
-  vocab_file = str(directory / "vocab.txt")
-  with open(vocab_file, "w", encoding="utf-8") as f:
-    f.write("".join(t + "\n" for t in tokens))
-  config = MobileBertConfig(
-      vocab_size=len(tokens), hidden_size=32, embedding_size=16,
-      num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
-      intra_bottleneck_size=16, trigram_input=True, use_bottleneck=True,
-      key_query_shared_bottleneck=True, num_feedforward_networks=2,
-      normalization_type="layer_norm", hidden_act="relu",
-      max_position_embeddings=64, type_vocab_size=2,
-      classifier_activation=True, hidden_dropout_prob=0.0,
-      attention_probs_dropout_prob=0.0, initializer_range=0.1)
-  config_file = str(directory / "bert_config.json")
-  with open(config_file, "w", encoding="utf-8") as f:
-    f.write(config.to_json_string())
-  tf_keras.utils.set_random_seed(0)
-  pretrainer = build_pretrainer(config)
-  checkpoint = tf.train.Checkpoint(**pretrainer.checkpoint_items).save(
-      str(directory / "checkpoint" / "model"))
+  model = helpers.write_tiny_text_model(directory, sentences)
+  pretrainer, vocab_file = model["pretrainer"], model["vocab_file"]
   encoder_savedmodel.export_encoder(pretrainer, vocab_file, True,
                                     str(directory / "encoder"))
   preprocessor_savedmodel.export_preprocessor(
       vocab_file, True, str(directory / "preprocessor"), seq_length=32)
-  return dict(dir=directory, vocab_file=vocab_file, config_file=config_file,
-              checkpoint=checkpoint, pretrainer=pretrainer)
+  return dict(model, dir=directory)
 
 
 def _hub_flags(model_dir):

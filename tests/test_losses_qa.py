@@ -15,6 +15,7 @@ from mobilebert_tf import losses
 from mobilebert_tf import preprocessing
 from mobilebert_tf import qa
 from mobilebert_tf.fill_mask import fill_mask
+from tests import helpers
 
 
 def _log_softmax(x):
@@ -158,12 +159,8 @@ QA_WORDS = ("who what wrote the letter was written by ada lovelace in cafe "
 
 @pytest.fixture(scope="module")
 def vocab_file(tmp_path_factory):
-  chars = sorted({c for w in QA_WORDS for c in w})
-  tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + QA_WORDS +
-            [c for c in chars if c not in QA_WORDS] + ["##" + c for c in chars])
-  path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-  path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-  return str(path)
+  return helpers.write_word_vocab(
+      tmp_path_factory.mktemp("vocab") / "vocab.txt", QA_WORDS)
 
 
 @pytest.fixture(scope="module")
@@ -205,14 +202,29 @@ def test_prepare_qa_inputs_and_extract_answer_text(preprocessor, vocab_file):
   assert answers[1].null_score == pytest.approx(18.0)
 
 
-def test_prepare_qa_inputs_truncates_the_context(preprocessor):
+def test_prepare_qa_inputs_covers_a_long_context_with_windows(preprocessor):
   inputs, features = qa.prepare_qa_inputs(
-      preprocessor, ["who?"], ["ada " * 30], seq_length=12)
-  assert inputs["input_mask"].sum() == 12
-  assert features.context_mask.sum() == 12 - 5  # [CLS] who ? [SEP] .. [SEP]
+      preprocessor, ["who?"], ["ada " * 30], seq_length=12, doc_stride=3)
+  # [CLS] who ? [SEP] + 7 context pieces + [SEP]; starts 0, 3, ..., 24
+  # (the last window ends with the 30th piece).
+  room = 12 - 2 - 3
+  np.testing.assert_array_equal(features.window_start, np.arange(0, 25, 3))
+  np.testing.assert_array_equal(features.window_length, [room] * 8 + [6])
+  assert (features.example_index == 0).all()
+  assert features.context_mask.sum(1).tolist() == [room] * 8 + [6]
+  # Every piece has its max context in exactly one window.
+  covered = np.zeros(30, int)
+  for row in range(len(features)):
+    positions = np.flatnonzero(features.max_context[row])
+    covered[positions - 4 + features.window_start[row]] += 1
+  np.testing.assert_array_equal(covered, np.ones(30))
+  ada = qa.word_piece_ids(preprocessor, ["ada"])[0][0]
+  assert (inputs["input_word_ids"][features.context_mask] == ada).all()
   with pytest.raises(ValueError, match="no room"):
     qa.prepare_qa_inputs(preprocessor, ["who wrote it ?"], ["ada"],
                          seq_length=6)
+  with pytest.raises(ValueError, match="doc_stride"):
+    qa.prepare_qa_inputs(preprocessor, ["who?"], ["ada"], doc_stride=0)
 
 
 def test_squad_metrics():

@@ -136,3 +136,32 @@ def test_unknown_label_names_the_line(tmp_path):
                      match=r"data\.tsv line 4: unknown label '2'; the "
                            r"training data has the labels '0', '1'"):
     tsv.label_ids(data, ["0", "1"])
+
+
+def test_unknown_label_names_where_the_labels_come_from(tmp_path):
+  data = tsv.read_tsv(_write(tmp_path, "sentence\tlabel\na\tmaybe\n"))
+  with pytest.raises(tsv.TsvError,
+                     match=r"data\.tsv line 2: unknown label 'maybe'; RTE "
+                           r"has the labels 'entailment', 'not_entailment'"):
+    tsv.label_ids(data, ["entailment", "not_entailment"], source="RTE")
+
+
+def test_read_rows_keeps_every_field_and_skips_blank_rows(tmp_path):
+  # No header is assumed: the first row is returned like the others.
+  path = _write(tmp_path, b"\xef\xbb\xbfgj04\t1\t\t\"so\" it goes .\r\n"
+                          b"\t \n\nx\n a \tb\t\n")
+  assert tsv.read_rows(path) == [
+      (1, ["gj04", "1", "", '"so" it goes .']), (4, ["x"]),
+      (5, [" a ", "b", ""])]
+  assert tsv.read_rows(_write(tmp_path, "", name="empty.tsv")) == []
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"nothere\.tsv: no such file"),
+    (b"a\tb\n\xff\n", r"nothere\.tsv line 2: not valid UTF-8"),
+], ids=["missing", "bad_utf8"])
+def test_read_rows_errors(tmp_path, content, message):
+  if content is not None:
+    _write(tmp_path, content, name="nothere.tsv")
+  with pytest.raises(tsv.TsvError, match=message):
+    tsv.read_rows(tmp_path / "nothere.tsv")

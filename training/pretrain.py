@@ -85,6 +85,33 @@ class InputError(ValueError):
 # === Flags ===
 
 
+def define_loop_flags(values: flags.FlagValues) -> flags.FlagValues:
+  """Defines the flags of `training.loop.Trainer`'s runs in `values`.
+
+  The strategy, the precision policy, checkpoints and steps per loop:
+  every trainer CLI (pretraining, distillation, SQuAD) has them.
+  """
+  define = dict(flag_values=values)
+  flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint "
+                       "every this many steps.", lower_bound=1, **define)
+  flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.",
+                       lower_bound=1, **define)
+  flags.DEFINE_enum("distribution_strategy", "one_device",
+                    ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                    "tf.distribute strategy (multi_worker_mirrored reads "
+                    "TF_CONFIG).", **define)
+  flags.DEFINE_string("tpu", "", "With --distribution_strategy=tpu: the "
+                      "TPU name or address ('' for a TPU VM).", **define)
+  flags.DEFINE_enum("mixed_precision", "float32",
+                    ["float32", "mixed_bfloat16", "mixed_float16"],
+                    "Compute dtype policy (logits and losses stay float32).",
+                    **define)
+  flags.DEFINE_integer("steps_per_loop", 100, "Steps per tf.function call "
+                       "(progress and NaN checks in between).",
+                       lower_bound=1, **define)
+  return values
+
+
 def define_training_flags(values: flags.FlagValues) -> flags.FlagValues:
   """Defines the flags every pretraining-type trainer shares in `values`.
 
@@ -129,23 +156,7 @@ def define_training_flags(values: flags.FlagValues) -> flags.FlagValues:
   flags.DEFINE_float("weight_decay_rate", 0.01, "Decoupled weight decay "
                      "(not for biases and normalization).", lower_bound=0.0,
                      **define)
-  flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint "
-                       "every this many steps.", lower_bound=1, **define)
-  flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.",
-                       lower_bound=1, **define)
-  flags.DEFINE_enum("distribution_strategy", "one_device",
-                    ["one_device", "mirrored", "multi_worker_mirrored", "tpu"],
-                    "tf.distribute strategy (multi_worker_mirrored reads "
-                    "TF_CONFIG).", **define)
-  flags.DEFINE_string("tpu", "", "With --distribution_strategy=tpu: the "
-                      "TPU name or address ('' for a TPU VM).", **define)
-  flags.DEFINE_enum("mixed_precision", "float32",
-                    ["float32", "mixed_bfloat16", "mixed_float16"],
-                    "Compute dtype policy (logits and losses stay float32).",
-                    **define)
-  flags.DEFINE_integer("steps_per_loop", 100, "Steps per tf.function call "
-                       "(progress and NaN checks in between).",
-                       lower_bound=1, **define)
+  define_loop_flags(values)
   flags.DEFINE_boolean("do_train", True, "Train.", **define)
   flags.DEFINE_boolean("do_eval", False, "Evaluate on --eval_input_file.",
                        **define)

@@ -15,6 +15,14 @@ or from a converted TF2 (or original TF1) checkpoint, without SavedModels:
     --bert_config_file=bert_config.json --init_checkpoint=CKPT \
     --vocab_file=vocab.txt --do_lower_case --export_path=OUT
 
+or on a GLUE task (or XNLI) in its own directory and file layout, with
+either source:
+
+  python -m training.run_classifier \
+    --task_name=mnli --data_dir=glue_data/MNLI --output_dir=RESULTS \
+    [--do_predict] --encoder=DIR/encoder --preprocessor=DIR/preprocessor \
+    --export_path=OUT
+
 `--bert_config_file` also takes a preset name
 (`mobilebert_tf.config.PRESETS`).
 
@@ -24,25 +32,43 @@ and `label` (pairs); other columns are ignored; no quoting. The labels are
 the distinct strings of the training file's label column (sorted,
 numerically if all are integers); class `i` is the `i`-th of them.
 
+With `--task_name` (cola, sst-2, mrpc, sts-b, qqp, mnli, qnli, rte, wnli,
+xnli; any case) instead: the task's files in `--data_dir`, its fixed label
+list and its metrics (`training.glue`, `training.glue_metrics`). After
+every epoch each dev set (MNLI: dev_matched and dev_mismatched) is scored
+by the task's metrics (CoLA: Matthews correlation; MRPC, QQP: accuracy and
+F1; STS-B: Pearson and Spearman; the others: accuracy; classification
+tasks also report accuracy) and the loss; `--output_dir/eval_results.json`
+holds the last epoch's (`results`) and every epoch's (`per_epoch`) values,
+`{dev set: {metric: value, "loss": ..., "examples": n}}`, null where a
+correlation is undefined. `--do_predict` also writes the GLUE submission
+file of each test set into `--output_dir` (CoLA.tsv, ..., MNLI-m.tsv and
+MNLI-mm.tsv): `index<TAB>prediction`, one row per test example. STS-B is a
+regression: one output trained with mean squared error.
+
 Training: `hub.KerasLayer(encoder, trainable=True)` (or the restored
 `MobileBERTEncoder`) under `mobilebert_tf.heads.
 MobileBertForSequenceClassification`; AdamW from the project's one
 optimizer path (`mobilebert_tf.optimization.create_optimizer`: weight decay
 off for biases and normalization, gradients clipped at global norm 1) with
 linear warm-up over `--warmup_proportion` of the steps and linear decay to
-0; Keras progress bars; evaluation on `--eval_file` after every epoch.
+0; Keras progress bars; evaluation on `--eval_file` (the dev sets) after
+every epoch.
 
 Output: a SavedModel at `--export_path` that takes raw strings and returns
 class probabilities, preprocessing inside, ready for TF Serving:
 
   signature `serving_default`: `sentence` (or `sentence1`, `sentence2`)
     string `[batch]` -> `probabilities` float32 `[batch, num_classes]`,
-    `label` string `[batch]` (the most probable label);
-  `assets.extra/labels.txt`: the label of each class, one per line.
+    `label` string `[batch]` (the most probable label); for STS-B `score`
+    float32 `[batch]` instead;
+  `assets.extra/labels.txt`: the label of each class, one per line (not
+    for STS-B).
 
 The SavedModel is written beside `--export_path` and renamed into place
-(`mobilebert_tf.files`) only after it was reloaded and its probabilities on
-the evaluation sentences were compared with the in-memory model's.
+(`mobilebert_tf.files`) only after it was reloaded and its outputs on
+the (first) evaluation set's sentences were compared with the in-memory
+model's. The files in `--output_dir` are written after it.
 
 Exit codes: 0 done; 2 bad input (one line on stderr naming the file and
 line, nothing written); 1 a failed export verification.
@@ -55,10 +81,11 @@ if __name__ == "__main__":  # A command line: see `mobilebert_tf.cli`.
   os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import dataclasses
+import json
 import math
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
 import numpy as np
@@ -71,10 +98,13 @@ from mobilebert_tf import files
 from mobilebert_tf import heads
 from mobilebert_tf import optimization
 from mobilebert_tf import preprocessing
+from training import glue
 from training import tsv
 
 _PROGRAM = "python -m training.run_classifier"
 LABELS_FILE = os.path.join("assets.extra", "labels.txt")
+# With --task_name: the dev sets' metrics, in --output_dir.
+RESULTS_FILE = "eval_results.json"
 # Probabilities of the reloaded SavedModel vs the in-memory model.
 VERIFY_ATOL = 1e-5
 
@@ -180,20 +210,35 @@ def load_encoder(flag_values):
 
 
 class ServingModule(tf.Module):
-  """What gets exported: the strings -> probabilities model and signature."""
+  """What gets exported: the strings -> outputs model and its signature.
+
+  Args:
+    model: list of string tensors `[batch]` -> probabilities `[batch,
+      num_classes]`, or scores `[batch, 1]` for regression.
+    text_columns: the names of the string inputs.
+    names: the label of each class, or None for regression.
+  """
 
   def __init__(self, model, text_columns, names):
     super().__init__()
     self.model = model
     self.text_columns = tuple(text_columns)
-    self._labels = tf.constant(list(names))
     specs = [tf.TensorSpec([None], tf.string, name=c) for c in text_columns]
+    if names is None:
+      self.output_key = "score"
 
-    @tf.function(input_signature=specs)
-    def serve(*texts):
-      probabilities = self.model(list(texts), training=False)
-      label = tf.gather(self._labels, tf.argmax(probabilities, axis=-1))
-      return dict(probabilities=probabilities, label=label)
+      @tf.function(input_signature=specs)
+      def serve(*texts):
+        return dict(score=self.model(list(texts), training=False)[:, 0])
+    else:
+      self.output_key = "probabilities"
+      self._labels = tf.constant(list(names))
+
+      @tf.function(input_signature=specs)
+      def serve(*texts):
+        probabilities = self.model(list(texts), training=False)
+        label = tf.gather(self._labels, tf.argmax(probabilities, axis=-1))
+        return dict(probabilities=probabilities, label=label)
 
     self.serve = serve
 
@@ -203,20 +248,82 @@ class FinetuneResult:
   """What `finetune` produced.
 
   Attributes:
-    model: the in-memory model, a list of string tensors -> probabilities.
-    label_names: the label of each class.
-    history: the Keras `History.history` dict (loss, accuracy, val_...).
-    eval_accuracy: accuracy on the evaluation file after the last epoch.
+    model: the in-memory model, a list of string tensors -> probabilities
+      (scores `[batch, 1]` for regression).
+    label_names: the label of each class; None for regression (STS-B).
+    history: the Keras `History.history` dict (loss, accuracy, val_...;
+      with --task_name `<dev set>_<metric>` after each epoch).
+    eval_accuracy: accuracy on the (first) evaluation set after the last
+      epoch; None for regression.
     export_path: where the SavedModel is.
-    max_abs_diff: largest |probability difference| between the reloaded
+    max_abs_diff: largest |output difference| between the reloaded
       SavedModel and `model` on the evaluation sentences.
+    eval_results: with --task_name: each dev set's metrics after the last
+      epoch (as in `eval_results.json`); else empty.
+    output_files: the files written into --output_dir (eval_results.json,
+      the submission files).
   """
   model: tf_keras.Model
-  label_names: List[str]
+  label_names: Optional[List[str]]
   history: Dict[str, List[float]]
-  eval_accuracy: float
+  eval_accuracy: Optional[float]
   export_path: str
   max_abs_diff: float
+  eval_results: Dict[str, Dict[str, float]] = dataclasses.field(
+      default_factory=dict)
+  output_files: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Data:
+  """The examples of a run, read and checked before any model is loaded.
+
+  Attributes:
+    text_columns: tuple of str. The text inputs.
+    names: the label of each class, or None for regression.
+    train: `tsv.TsvData`.
+    train_y: the training targets (class ids or scores).
+    evals: list of (name, `tsv.TsvData`, targets): the evaluation sets.
+    tests: list of (submission file name, `glue.TestData`).
+    task: `glue.Task` or None (generic TSV files).
+  """
+  text_columns: Tuple[str, ...]
+  names: Optional[List[str]]
+  train: tsv.TsvData
+  train_y: np.ndarray
+  evals: List[Tuple[str, tsv.TsvData, np.ndarray]]
+  tests: List[Tuple[str, glue.TestData]]
+  task: Optional[glue.Task]
+
+
+def _read_tsv_files(flag_values) -> _Data:
+  """--train_file and --eval_file; the labels are the training file's."""
+  train = tsv.read_tsv(flag_values.train_file)
+  evaluation = tsv.read_tsv(flag_values.eval_file)
+  if evaluation.text_columns != train.text_columns:
+    raise InputError(
+        f"{evaluation.path} line 1: has the text columns "
+        f"{', '.join(evaluation.text_columns)} but {train.path} has "
+        f"{', '.join(train.text_columns)}")
+  names = tsv.label_names(train)
+  return _Data(train.text_columns, names, train, tsv.label_ids(train, names),
+               [("eval", evaluation, tsv.label_ids(evaluation, names))], [],
+               None)
+
+
+def _read_glue_files(flag_values, task: glue.Task) -> _Data:
+  """The task's files in --data_dir (test files with --do_predict)."""
+  data_dir = flag_values.data_dir
+  train = glue.read_examples(task, task.train, data_dir)
+  evals = []
+  for name, layout in task.dev:
+    data = glue.read_examples(task, layout, data_dir)
+    evals.append((name, data, glue.targets(task, data)))
+  tests = [(file, glue.read_test(task, layout, data_dir))
+           for file, layout in task.test] if flag_values.do_predict else []
+  names = None if task.is_regression else list(task.labels)
+  return _Data(task.text_columns, names, train, glue.targets(task, train),
+               evals, tests, task)
 
 
 def _prepare_export_path(export_path: str, overwrite: bool) -> str:
@@ -234,12 +341,36 @@ def _prepare_export_path(export_path: str, overwrite: bool) -> str:
   return export_path
 
 
+def _prepare_output_files(flag_values, data: _Data,
+                          export_path: str) -> Dict[str, str]:
+  """File name -> absolute path in --output_dir, checked before training."""
+  output_dir = os.path.abspath(flag_values.output_dir)
+  if os.path.commonpath([output_dir, export_path]) == export_path:
+    raise InputError(f"--output_dir {output_dir} is inside --export_path "
+                     f"{export_path}, which the export replaces; choose "
+                     "another directory")
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise InputError(f"--output_dir: {output_dir} is a file, not a directory")
+  targets = {}
+  for name in [RESULTS_FILE] + [file for file, _ in data.tests]:
+    try:
+      targets[name] = files.check_target(os.path.join(output_dir, name),
+                                         flag_values.overwrite)
+    except FileExistsError:
+      raise InputError(
+          f"--output_dir: {os.path.join(output_dir, name)} already exists; "
+          "pass --overwrite to replace it") from None
+    except NotADirectoryError as e:
+      raise InputError(f"--output_dir: {e}") from None
+  return targets
+
+
 def _export(module: ServingModule, names, export_path: str, overwrite: bool,
             verify_texts, expected) -> float:
   """Saves beside `export_path`, verifies, renames into place.
 
   Returns:
-    The largest |probability difference| of the reloaded SavedModel.
+    The largest |output difference| of the reloaded SavedModel.
 
   Raises:
     RuntimeError: the reloaded SavedModel differs (nothing is written).
@@ -247,18 +378,101 @@ def _export(module: ServingModule, names, export_path: str, overwrite: bool,
   with files.staged_directory(export_path, overwrite) as tmp:
     tf.saved_model.save(module, tmp,
                         signatures={"serving_default": module.serve})
-    os.makedirs(os.path.join(tmp, os.path.dirname(LABELS_FILE)))
-    with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
-      f.write("".join(n + "\n" for n in names))
+    if names is not None:
+      os.makedirs(os.path.join(tmp, os.path.dirname(LABELS_FILE)))
+      with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
+        f.write("".join(n + "\n" for n in names))
     serve = tf.saved_model.load(tmp).signatures["serving_default"]
     got = serve(**{c: tf.constant(t) for c, t in
-                   zip(module.text_columns, verify_texts)})["probabilities"]
+                   zip(module.text_columns, verify_texts)})[module.output_key]
     max_abs_diff = float(np.max(np.abs(got.numpy() - expected)))
     if not max_abs_diff <= VERIFY_ATOL:
       raise RuntimeError(
           f"The reloaded SavedModel differs from the trained model: max "
-          f"|probability difference| {max_abs_diff:.3g} > {VERIFY_ATOL}")
+          f"|{module.output_key} difference| {max_abs_diff:.3g} > "
+          f"{VERIFY_ATOL}")
   return max_abs_diff
+
+
+class TaskEvaluation(tf_keras.callbacks.Callback):
+  """After each epoch: a GLUE task's metrics on each of its dev sets.
+
+  Adds `<dev set>_<metric>` to the epoch's logs (so to `History`) and logs
+  one line per epoch.
+
+  Args:
+    task: `glue.Task`.
+    evals: list of (name, encoder inputs dict, targets).
+    loss: the training loss (a Keras loss on targets and model outputs).
+    batch_size: int.
+    log: function called with each epoch's line.
+
+  Attributes:
+    per_epoch: list, one dict per epoch: dev set name -> {metric: value,
+      "loss": float, "examples": int}.
+  """
+
+  def __init__(self, task, evals, loss, batch_size, log=print):
+    super().__init__()
+    self.task = task
+    self.evals = evals
+    self.loss = loss
+    self.batch_size = batch_size
+    self.log = log
+    self.per_epoch = []
+
+  def on_epoch_end(self, epoch, logs=None):
+    results = {}
+    for name, inputs, y in self.evals:
+      outputs = self.model.predict(inputs, batch_size=self.batch_size,
+                                   verbose=0)
+      metrics = glue.evaluate(self.task, y, outputs)
+      # Targets of the outputs' rank: Keras would broadcast [n] scores
+      # against [n, 1] outputs.
+      y = np.reshape(y, (len(y), -1)) if self.task.is_regression else y
+      metrics["loss"] = float(self.loss(y, outputs))
+      if logs is not None:
+        logs.update({f"{name}_{k}": v for k, v in metrics.items()})
+      results[name] = dict(metrics, examples=len(y))
+    self.per_epoch.append(results)
+    self.log(f"Epoch {epoch + 1} evaluation: " + "; ".join(
+        f"{name} " + ", ".join(f"{k} {v:.4f}" for k, v in r.items()
+                               if k != "examples")
+        for name, r in results.items()))
+
+
+def _json_value(value):
+  """NaN (an undefined correlation) as null: strict JSON has no NaN."""
+  if isinstance(value, dict):
+    return {k: _json_value(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_json_value(v) for v in value]
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def _write_task_outputs(data: _Data, evaluation: TaskEvaluation,
+                        classifier, encode, targets: Dict[str, str],
+                        flag_values, log) -> List[str]:
+  """eval_results.json and (with --do_predict) the submission files."""
+  os.makedirs(os.path.dirname(targets[RESULTS_FILE]), exist_ok=True)
+  written = []
+  for file, test in data.tests:
+    outputs = classifier.predict(encode(test),
+                                 batch_size=flag_values.batch_size, verbose=0)
+    written.append(files.write_text(
+        targets[file], glue.submission_tsv(data.task, test, outputs),
+        overwrite=flag_values.overwrite))
+    log(f"Wrote {written[-1]} ({len(test)} predictions for {test.path})")
+  results = dict(task=data.task.name, epochs=len(evaluation.per_epoch),
+                 results=evaluation.per_epoch[-1],
+                 per_epoch=evaluation.per_epoch)
+  text = json.dumps(_json_value(results), indent=2, allow_nan=False)
+  written.insert(0, files.write_text(targets[RESULTS_FILE], text + "\n",
+                                     overwrite=flag_values.overwrite))
+  log(f"Wrote {written[0]}")
+  return written
 
 
 def finetune(flag_values, log=print) -> FinetuneResult:
@@ -277,78 +491,105 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   start = time.time()
   export_path = _prepare_export_path(flag_values.export_path,
                                      flag_values.overwrite)
-  train = tsv.read_tsv(flag_values.train_file)
-  evaluation = tsv.read_tsv(flag_values.eval_file)
-  if evaluation.text_columns != train.text_columns:
-    raise InputError(
-        f"{evaluation.path} line 1: has the text columns "
-        f"{', '.join(evaluation.text_columns)} but {train.path} has "
-        f"{', '.join(train.text_columns)}")
-  names = tsv.label_names(train)
-  train_y = tsv.label_ids(train, names)
-  eval_y = tsv.label_ids(evaluation, names)
-  log(f"Data: {len(train)} training examples ({train.path}), "
-      f"{len(evaluation)} evaluation examples ({evaluation.path}), "
-      f"{len(names)} labels: {', '.join(names)}")
+  task = (glue.get_task(flag_values.task_name, flag_values.xnli_language)
+          if flag_values.task_name else None)
+  data = (_read_glue_files(flag_values, task) if task else
+          _read_tsv_files(flag_values))
+  output_targets = (_prepare_output_files(flag_values, data, export_path)
+                    if task else {})
+  names, train = data.names, data.train
+  parts = [f"{len(train)} training examples ({train.path})"]
+  parts += [f"{len(d)} evaluation examples ({d.path})" for _, d, _ in
+            data.evals]
+  parts += [f"{len(t)} test examples ({t.path})" for _, t in data.tests]
+  parts.append(f"{len(names)} labels: {', '.join(names)}" if names else
+               "regression (one score)")
+  log("Data: " + ", ".join(parts))
 
   tf_keras.utils.set_random_seed(flag_values.seed)
   text_to_inputs = load_text_preprocessing(flag_values, flag_values.seq_length)
   encoder = load_encoder(flag_values)
   classifier = heads.MobileBertForSequenceClassification(
-      encoder, num_classes=len(names),
+      encoder, num_classes=len(names) if names else 1,
       classifier_dropout=flag_values.classifier_dropout,
       name="classifier")
 
-  def encode(data):
+  def encode(examples):
     return {k: v.numpy() for k, v in text_to_inputs(
-        [tf.constant(t) for t in data.texts]).items()}
+        [tf.constant(t) for t in examples.texts]).items()}
 
-  train_x, eval_x = encode(train), encode(evaluation)
+  train_x = encode(train)
+  evals = [(name, encode(d), y) for name, d, y in data.evals]
   log(f"Loaded the encoder and preprocessing, tokenized "
       f"({time.time() - start:.0f} s)")
   batch_size = flag_values.batch_size
   steps_per_epoch = math.ceil(len(train) / batch_size)
   num_train_steps = steps_per_epoch * flag_values.epochs
   num_warmup_steps = int(flag_values.warmup_proportion * num_train_steps)
+  if names:
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    metrics = [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+  else:
+    loss, metrics = tf_keras.losses.MeanSquaredError(), []
   classifier.compile(
       optimizer=optimization.create_optimizer(
           "adamw", learning_rate=flag_values.learning_rate,
           num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps,
           weight_decay_rate=flag_values.weight_decay),
-      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-  train_ds = tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(
-      len(train), seed=flag_values.seed,
-      reshuffle_each_iteration=True).batch(batch_size)
-  eval_ds = tf.data.Dataset.from_tensor_slices((eval_x, eval_y)).batch(
-      batch_size)
+      loss=loss, metrics=metrics)
+  train_ds = tf.data.Dataset.from_tensor_slices(
+      (train_x, data.train_y)).shuffle(
+          len(train), seed=flag_values.seed,
+          reshuffle_each_iteration=True).batch(batch_size)
   log(f"Training: {flag_values.epochs} epochs of {steps_per_epoch} steps, "
       f"batch size {batch_size}, learning rate {flag_values.learning_rate} "
       f"({num_warmup_steps} warm-up steps, linear decay), seq_length "
       f"{flag_values.seq_length}")
-  history = classifier.fit(train_ds, validation_data=eval_ds,
-                           epochs=flag_values.epochs, verbose=1)
-  eval_accuracy = float(history.history["val_accuracy"][-1])
+  if task:
+    # The task's metrics on every dev set (MNLI: both) after each epoch.
+    evaluation = TaskEvaluation(task, evals, loss, batch_size, log=log)
+    history = classifier.fit(train_ds, epochs=flag_values.epochs,
+                             callbacks=[evaluation], verbose=1)
+    first = evaluation.per_epoch[-1][evals[0][0]]
+    eval_accuracy = first.get("accuracy")
+  else:
+    _, eval_x, eval_y = evals[0]
+    eval_ds = tf.data.Dataset.from_tensor_slices((eval_x, eval_y)).batch(
+        batch_size)
+    history = classifier.fit(train_ds, validation_data=eval_ds,
+                             epochs=flag_values.epochs, verbose=1)
+    eval_accuracy = float(history.history["val_accuracy"][-1])
   log(f"Trained ({time.time() - start:.0f} s)")
 
-  # Strings in, probabilities out.
+  # Strings in, probabilities (or the score) out.
   segments = [tf_keras.Input(shape=(), dtype=tf.string, name=c)
-              for c in train.text_columns]
-  probabilities = tf_keras.layers.Softmax(name="probabilities")(
-      classifier(text_to_inputs(segments)))
-  model = tf_keras.Model(segments, probabilities, name="text_classifier")
-  expected = model([tf.constant(t) for t in evaluation.texts],
+              for c in data.text_columns]
+  outputs = classifier(text_to_inputs(segments))
+  if names:
+    outputs = tf_keras.layers.Softmax(name="probabilities")(outputs)
+  model = tf_keras.Model(segments, outputs, name="text_classifier")
+  verify = data.evals[0][1]
+  expected = model([tf.constant(t) for t in verify.texts],
                    training=False).numpy()
-  module = ServingModule(model, train.text_columns, names)
+  if not names:
+    expected = expected[:, 0]
+  module = ServingModule(model, data.text_columns, names)
   max_abs_diff = _export(module, names, export_path, flag_values.overwrite,
-                         evaluation.texts, expected)
+                         verify.texts, expected)
   log(f"Exported {export_path} (signature serving_default: "
-      f"{', '.join(train.text_columns)} -> probabilities, label); reloaded "
-      f"and checked on {len(evaluation)} sentences: max |difference| "
-      f"{max_abs_diff:.2g}. Evaluation accuracy {eval_accuracy:.4f}. "
-      f"{time.time() - start:.0f} s.")
+      f"{', '.join(data.text_columns)} -> {module.output_key}"
+      f"{', label' if names else ''}); reloaded and checked on "
+      f"{len(verify)} sentences: max |difference| {max_abs_diff:.2g}." +
+      (f" Evaluation accuracy {eval_accuracy:.4f}."
+       if eval_accuracy is not None else ""))
+  output_files, eval_results = [], {}
+  if task:
+    output_files = _write_task_outputs(data, evaluation, classifier, encode,
+                                       output_targets, flag_values, log)
+    eval_results = evaluation.per_epoch[-1]
+  log(f"Done in {time.time() - start:.0f} s.")
   return FinetuneResult(model, names, dict(history.history), eval_accuracy,
-                        export_path, max_abs_diff)
+                        export_path, max_abs_diff, eval_results, output_files)
 
 
 # === Command line ===
@@ -363,6 +604,24 @@ def _define_flags() -> flags.FlagValues:
                       **define)
   flags.DEFINE_string("eval_file", None, "Evaluation TSV, same columns.",
                       **define)
+  flags.DEFINE_enum("task_name", None, glue.TASK_NAMES, "Instead of "
+                    "--train_file and --eval_file: a GLUE task (or XNLI), "
+                    "read from --data_dir in its own file layout, scored by "
+                    "its metrics (any case).", case_sensitive=False,
+                    **define)
+  flags.DEFINE_string("data_dir", None, "With --task_name: the task's "
+                      "directory (GLUE's, e.g. glue_data/MNLI).", **define)
+  flags.DEFINE_string("output_dir", None, "With --task_name: where "
+                      f"{RESULTS_FILE} (each dev set's metrics) and, with "
+                      "--do_predict, the GLUE submission files go (created "
+                      "if missing).", **define)
+  flags.DEFINE_boolean("do_predict", False, "With --task_name: predict the "
+                       "test set(s) and write the GLUE submission file(s) "
+                       "(MNLI-m.tsv, ...) into --output_dir.", **define)
+  flags.DEFINE_string("xnli_language", glue.XNLI_DEFAULT_LANGUAGE, "With "
+                      "--task_name=xnli: the language (training file "
+                      "multinli/multinli.train.LANG.tsv, the LANG rows of "
+                      "xnli.dev.tsv).", **define)
   flags.DEFINE_string("encoder", None, "TF-Hub-style encoder SavedModel "
                       "directory (export.to_savedmodel's DIR/encoder).",
                       **define)
@@ -380,7 +639,8 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_string("export_path", None, "Directory to write the serving "
                       "SavedModel to.", **define)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing "
-                       "--export_path.", **define)
+                       "--export_path (and result files in --output_dir).",
+                       **define)
   flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1,
                        **define)
   flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1,
@@ -403,18 +663,45 @@ def _define_flags() -> flags.FlagValues:
 
 
 def _usage(values: flags.FlagValues) -> str:
-  return (f"Usage: {_PROGRAM} --train_file=TSV --eval_file=TSV "
+  return (f"Usage: {_PROGRAM} (--train_file=TSV --eval_file=TSV | "
+          "--task_name=TASK --data_dir=DIR --output_dir=DIR [--do_predict]) "
           "(--encoder=DIR/encoder --preprocessor=DIR/preprocessor | "
           "--bert_config_file=JSON --init_checkpoint=CKPT --vocab_file=TXT "
           "[--[no]do_lower_case]) --export_path=OUT [--overwrite] "
           "[--epochs --batch_size --learning_rate --seq_length ...]\n\n"
-          "Fine-tunes a MobileBERT classifier and exports a SavedModel from "
-          "raw strings to class probabilities.\n\nFlags:\n" +
-          values.get_help())
+          "Fine-tunes a MobileBERT classifier (or, for STS-B, a regressor) "
+          "and exports a SavedModel from raw strings to class probabilities "
+          "(the score).\n\nFlags:\n" + values.get_help())
 
 
 def _error(message: str) -> int:
   return cli.error(_PROGRAM, message)
+
+
+def _check_data_flags(values) -> Optional[str]:
+  """An error message if the TSV-file and --task_name flags are mixed."""
+  task = values.task_name
+  if not task:
+    task_only = [f"--{n}" for n in ("data_dir", "output_dir", "xnli_language")
+                 if values[n].present]
+    task_only += ["--do_predict"] if values.do_predict else []
+    return (f"{', '.join(task_only)}: only with --task_name" if task_only
+            else None)
+  given = [f"--{n}" for n in ("train_file", "eval_file") if values[n].present]
+  if given:
+    return (f"--task_name reads the task's files from --data_dir; drop "
+            f"{', '.join(given)}")
+  if values["xnli_language"].present and task != "xnli":
+    return "--xnli_language is for --task_name=xnli only"
+  try:
+    definition = glue.get_task(task, values.xnli_language)
+  except ValueError:
+    return (f"--xnli_language must be an XNLI language code such as 'de'; "
+            f"got {values.xnli_language!r}")
+  if values.do_predict and not definition.test:
+    return (f"--do_predict: {definition.title} has no test set to predict "
+            "(the original reads its train and dev files only)")
+  return None
 
 
 def _check_source_flags(values) -> Optional[str]:
@@ -459,18 +746,26 @@ def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
     The flag values, for `finetune`.
 
   Raises:
-    InputError: unknown or missing flags, extra arguments, or an incomplete
-      or mixed choice of --encoder/--preprocessor vs checkpoint flags.
+    InputError: unknown or missing flags, extra arguments, TSV files mixed
+      with --task_name (or its flags without it), a missing --data_dir, or
+      an incomplete or mixed choice of --encoder/--preprocessor vs
+      checkpoint flags.
   """
   values = _define_flags()
   argv = list(argv)
   if argv and argv[0].startswith("-"):
     argv = [_PROGRAM] + argv
   try:
-    cli.parse(values, argv,
-              required=("train_file", "eval_file", "export_path"))
+    cli.parse(values, argv)
+    problem = _check_data_flags(values)
+    if problem:
+      raise InputError(problem)
+    cli.require(values, (("data_dir", "output_dir") if values.task_name else
+                         ("train_file", "eval_file")) + ("export_path",))
   except cli.UsageError as e:
     raise InputError(str(e)) from None
+  if values.task_name and not os.path.isdir(values.data_dir):
+    raise InputError(f"--data_dir: {values.data_dir} is not a directory")
   problem = _check_source_flags(values)
   if problem:
     raise InputError(problem)

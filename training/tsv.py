@@ -81,6 +81,39 @@ def _text_columns(name: str, header: Sequence[str]) -> Tuple[str, ...]:
       "'sentence2', 'label'), tab-separated")
 
 
+def read_rows(path: str) -> List[Tuple[int, List[str]]]:
+  """The non-blank rows of a tab-separated file (no quoting), with line numbers.
+
+  The reading every TSV format of the project shares (this module's header
+  format, `training.glue`'s column layouts): UTF-8 (a byte order mark on the
+  first line is dropped), `csv.QUOTE_NONE`, rows with only whitespace
+  skipped.
+
+  Args:
+    path: str or path-like. The file.
+
+  Returns:
+    A list of `(line_number, fields)`: the 1-based line and the row's
+    fields (unstripped), for every non-blank row; empty for an empty file.
+
+  Raises:
+    TsvError: (a `ValueError`) a missing file or invalid UTF-8; the message
+      names the file (and the line).
+  """
+  name = os.fspath(path)
+  if not os.path.isfile(name):
+    raise TsvError(f"{name}: no such file")
+  with open(name, "rb") as f:
+    reader = csv.reader(_decoded_lines(name, f), delimiter="\t",
+                        quoting=csv.QUOTE_NONE, strict=True)
+    try:
+      rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as e:
+      raise TsvError(f"{name} line {reader.line_num}: {e}") from None
+  return [(number, row) for number, row in rows
+          if any(field.strip() for field in row)]
+
+
 def read_tsv(path: str) -> TsvData:
   """Reads a GLUE-style TSV file (header row, no quoting).
 
@@ -96,17 +129,7 @@ def read_tsv(path: str) -> TsvData:
       examples; the message names the file and the line.
   """
   name = os.fspath(path)
-  if not os.path.isfile(name):
-    raise TsvError(f"{name}: no such file")
-  with open(name, "rb") as f:
-    reader = csv.reader(_decoded_lines(name, f), delimiter="\t",
-                        quoting=csv.QUOTE_NONE, strict=True)
-    try:
-      rows = [(reader.line_num, row) for row in reader]
-    except csv.Error as e:
-      raise TsvError(f"{name} line {reader.line_num}: {e}") from None
-  rows = [(number, row) for number, row in rows
-          if any(field.strip() for field in row)]
+  rows = read_rows(name)
   if not rows:
     raise TsvError(
         f"{name}: the file is empty; expected a header line with the columns "
@@ -159,8 +182,15 @@ def label_names(data: TsvData) -> List[str]:
   return names
 
 
-def label_ids(data: TsvData, names: Sequence[str]) -> np.ndarray:
+def label_ids(data: TsvData, names: Sequence[str],
+              source: str = "the training data") -> np.ndarray:
   """The class id of each example's label, int32 `[len(data)]`.
+
+  Args:
+    data: `TsvData`.
+    names: sequence of str. The label of each class.
+    source: str. Where `names` come from, for the error message. Defaults to
+      "the training data".
 
   Raises:
     TsvError: a label not in `names`, naming the file and line.
@@ -170,7 +200,7 @@ def label_ids(data: TsvData, names: Sequence[str]) -> np.ndarray:
   for label, number in zip(data.labels, data.line_numbers):
     if label not in index:
       raise TsvError(
-          f"{data.path} line {number}: unknown label {label!r}; the training "
-          f"data has the labels {', '.join(repr(n) for n in names)}")
+          f"{data.path} line {number}: unknown label {label!r}; {source} has "
+          f"the labels {', '.join(repr(n) for n in names)}")
     ids.append(index[label])
   return np.asarray(ids, np.int32)
