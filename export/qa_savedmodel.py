@@ -33,8 +33,6 @@ from mobilebert_tf import qa
 
 SIGNATURE_INPUTS = ("question", "context")
 SIGNATURE_OUTPUTS = ("answer", "start_char", "end_char", "score")
-# The max-context rule's bonus of a longer window (as `mobilebert_tf.qa`).
-_WINDOW_LENGTH_WEIGHT = 0.01
 
 
 class QAServingModule(tf.Module):
@@ -125,7 +123,7 @@ class QAServingModule(tf.Module):
     piece = tf.cast(windows["piece"], tf.float64)[:, :, None]  # [W, seq, 1]
     left = piece - start[None, None, :]  # In each other window v.
     right = start[None, None, :] + length[None, None, :] - 1 - piece
-    score = tf.minimum(left, right) + _WINDOW_LENGTH_WEIGHT * length
+    score = tf.minimum(left, right) + qa.WINDOW_LENGTH_WEIGHT * length
     score = tf.where((left >= 0) & (right >= 0), score,
                      tf.constant(-np.inf, tf.float64))  # [W, seq, V]
     best = tf.reduce_max(score, -1, keepdims=True)

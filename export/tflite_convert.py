@@ -206,13 +206,38 @@ def convert(source: EncoderSource, quantization: str = "none",
   Raises:
     ConversionError: a bad option.
   """
+  return convert_model(source.rebuilt.export_model, TFLITE_OUTPUTS,
+                       quantization, seq_length, batch_size,
+                       representative_batches)
+
+
+def convert_model(model, output_names: Sequence[str],
+                  quantization: str = "none", seq_length: int = 128,
+                  batch_size: int = 1,
+                  representative_batches: Optional[Iterable[dict]] = None
+                  ) -> bytes:
+  """Converts a Keras model on the encoder inputs to a TFLite flatbuffer.
+
+  Args:
+    model: called on a dict of `ENCODER_INPUTS`, returning a dict that has
+      `output_names`; traced without input checks (TFLite has no Assert).
+    output_names: the outputs of the TFLite `serving_default` signature.
+    quantization, seq_length, batch_size, representative_batches: as
+      `convert`.
+
+  Returns:
+    The `.tflite` model bytes, with signature `serving_default`:
+    `ENCODER_INPUTS` int32 `[batch_size, seq_length]` -> `output_names`.
+
+  Raises:
+    ConversionError: a bad option.
+  """
   if quantization not in QUANTIZATIONS:
     raise ConversionError(f"`quantization` must be one of {QUANTIZATIONS}. "
                           f"Received: {quantization!r}")
   if quantization == "int8" and representative_batches is None:
     raise ConversionError("int8 quantization needs representative batches "
                           "(--representative_text).")
-  model = source.rebuilt.export_model
   specs = [tf.TensorSpec([batch_size, seq_length], tf.int32, name=name)
            for name in ENCODER_INPUTS]
 
@@ -221,7 +246,7 @@ def convert(source: EncoderSource, quantization: str = "none",
     outputs = model(dict(input_word_ids=input_word_ids,
                          input_mask=input_mask,
                          input_type_ids=input_type_ids), training=False)
-    return {k: outputs[k] for k in TFLITE_OUTPUTS}
+    return {k: outputs[k] for k in output_names}
 
   concrete = serve.get_concrete_function()
   # The converter saves `trackable` as a SavedModel first; the bare

@@ -106,15 +106,18 @@ def random_probe_inputs(batch: int, seq_length: int, vocab_size: int,
 
 
 def run_tflite(model: bytes, batches: Sequence[dict],
-               num_threads: Optional[int] = None) -> Dict[str, np.ndarray]:
-  """Runs `serving_default` of a TFLite model on batches; concatenates."""
+               num_threads: Optional[int] = None,
+               output_names: Sequence[str] = TFLITE_OUTPUTS
+               ) -> Dict[str, np.ndarray]:
+  """Runs `serving_default` of a TFLite model on batches; concatenates
+  its outputs `output_names`."""
   # pylint: disable-next=g-import-not-at-top
   from ai_edge_litert.interpreter import Interpreter
   interpreter = Interpreter(model_content=model,
                             num_threads=num_threads or os.cpu_count())
   runner = interpreter.get_signature_runner("serving_default")
   outputs = [runner(**batch) for batch in batches]
-  return {k: np.concatenate([o[k] for o in outputs]) for k in TFLITE_OUTPUTS}
+  return {k: np.concatenate([o[k] for o in outputs]) for k in output_names}
 
 
 def savedmodel_outputs(serving, batches: Sequence[dict]

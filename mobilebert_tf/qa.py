@@ -38,10 +38,9 @@ Example:
 
 import collections
 import dataclasses
-import math
 import re
 import string
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -49,7 +48,7 @@ import tensorflow as tf
 from mobilebert_tf import preprocessing
 
 # The scripts' tie-break bonus of a longer window in the max-context rule.
-_WINDOW_LENGTH_WEIGHT = 0.01
+WINDOW_LENGTH_WEIGHT = 0.01
 # Strings per tokenizer call (bounds the ragged intermediates).
 _TOKENIZE_CHUNK = 256
 
@@ -318,7 +317,7 @@ def max_context_window(num_pieces: int, starts: Sequence[int],
     length = min(room, num_pieces - start)
     position = np.arange(start, start + length)
     score = np.minimum(position - start, start + length - 1 - position) + (
-        _WINDOW_LENGTH_WEIGHT * length)
+        WINDOW_LENGTH_WEIGHT * length)
     better = score > best_score[position]
     best[position[better]] = window
     best_score[position[better]] = score[better]
@@ -327,8 +326,7 @@ def max_context_window(num_pieces: int, starts: Sequence[int],
 
 def prepare_qa_inputs(preprocessor, questions: Sequence[str],
                       contexts: Sequence[str], seq_length: int = 384,
-                      max_query_length: int = 64, doc_stride: int = 128,
-                      progress: Optional[Callable[[int], None]] = None):
+                      max_query_length: int = 64, doc_stride: int = 128):
   """Packs question/context pairs into windows for the QA model.
 
   `[CLS] question [SEP] window [SEP] [PAD]...`; token types 0 for
@@ -345,7 +343,6 @@ def prepare_qa_inputs(preprocessor, questions: Sequence[str],
     seq_length: int. Packed length. Defaults to 384.
     max_query_length: int. Defaults to 64.
     doc_stride: int. Pieces between window starts. Defaults to 128.
-    progress: optional `fn(examples_done)`, called after each chunk.
 
   Returns:
     `(inputs, features)`: a dict of int32 `[windows, seq_length]` encoder
@@ -373,12 +370,7 @@ def prepare_qa_inputs(preprocessor, questions: Sequence[str],
   by_context = {c: i for i, c in enumerate(unique)}
   piece_offsets = [_char_offsets(c, s, l)
                    for c, s, l in zip(unique, starts, limits)]
-  question_ids = []
-  for begin in range(0, len(questions), _TOKENIZE_CHUNK):
-    question_ids += word_piece_ids(preprocessor,
-                                   questions[begin:begin + _TOKENIZE_CHUNK])
-    if progress is not None:
-      progress(min(begin + _TOKENIZE_CHUNK, len(questions)))
+  question_ids = word_piece_ids(preprocessor, questions)
 
   rows = []  # (example, window, start, length, query)
   max_context = []

@@ -15,6 +15,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 from official.nlp.data import squad_lib
 from official.nlp.tools import tokenization
@@ -23,6 +24,8 @@ import tensorflow as tf
 import tf_keras
 
 from export import qa_savedmodel
+from export import qa_tflite
+from export import tflite_verify
 from mobilebert_tf import config as config_lib
 from mobilebert_tf import heads
 from mobilebert_tf import preprocessing
@@ -330,7 +333,9 @@ def test_cli_trains_resumes_and_answers_past_the_first_window(
           "--learning_rate=1e-3", "--steps_per_loop=20",
           "--save_checkpoints_steps=50"]
   export_dir = str(tmp_path / "export")
-  done = _cli(*args, f"--export_dir={export_dir}")
+  tflite_file = str(tmp_path / "qa.tflite")
+  done = _cli(*args, f"--export_dir={export_dir}",
+              f"--tflite_file={tflite_file}")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "Saved checkpoint" in done.stdout
   with open(os.path.join(out, "predictions.json"), encoding="utf-8") as f:
@@ -345,9 +350,9 @@ def test_cli_trains_resumes_and_answers_past_the_first_window(
                                   "end_logit"}
   # The answers past the first window (32 - 8 - 3 = 21 pieces at most).
   examples, _ = squad_data.read_examples(dev, is_training=True)
-  _, features = qa.prepare_qa_inputs(preprocessor,
-                                     [e.question for e in examples],
-                                     [e.context for e in examples], **WINDOW)
+  inputs, features = qa.prepare_qa_inputs(
+      preprocessor, [e.question for e in examples],
+      [e.context for e in examples], **WINDOW)
   far = [e for index, e in enumerate(examples) if e.answer_start >=
          features.piece_char_offsets[index][min(
              20, len(features.piece_char_offsets[index]) - 1), 0]]
@@ -364,6 +369,16 @@ def test_cli_trains_resumes_and_answers_past_the_first_window(
                context=tf.constant([e.context for e in examples]))
   assert [t.decode("utf-8") for t in got["answer"].numpy()] == [
       predictions[e.qas_id] for e in examples]
+  # So does the TFLite model, window by window in LiteRT.
+  with open(tflite_file, "rb") as f:
+    logits = tflite_verify.run_tflite(
+        f.read(), [{k: v[i:i + 1] for k, v in inputs.items()}
+                   for i in range(len(features))],
+        output_names=qa_tflite.QA_OUTPUTS)
+  answers = qa.extract_answers(logits["start_logits"], logits["end_logits"],
+                               features)
+  assert [a.text for a in answers] == [predictions[e.qas_id]
+                                       for e in examples]
   # The same command again: nothing left to train, the same answers.
   again = _cli(*args)
   assert again.returncode == 0, again.stderr[-3000:]
@@ -388,6 +403,8 @@ def test_cli_trains_resumes_and_answers_past_the_first_window(
     (["--predict_file=MISSING.json"], "--predict_file: MISSING.json does "
      "not exist"),
     (["--hub_module=DIR"], "not both"),
+    (["--distribution_strategy=multi_worker_mirrored"],
+     "--do_predict with --distribution_strategy=multi_worker_mirrored"),
 ])
 def test_cli_usage_errors_exit_2_with_one_line(capsys, tiny_config,
                                                vocab_file, tmp_path, extra,
@@ -456,3 +473,33 @@ def test_serving_export_answers_as_the_in_memory_pipeline(
     assert "" in texts  # The null answer wins somewhere.
   with pytest.raises(FileExistsError, match="--overwrite"):
     qa_savedmodel.export_qa(module, preprocessor, path, questions, contexts)
+
+
+def test_tflite_qa_model_answers_as_the_in_memory_model(tiny_config,
+                                                        preprocessor):
+  config = config_lib.load_config(tiny_config)
+  tf_keras.utils.set_random_seed(4)
+  model = heads.build_for_question_answering(config)
+  flatbuffer = qa_tflite.convert_qa(model, config, WINDOW["seq_length"])
+  paragraphs = _paragraphs()
+  questions = [p["qas"][0]["question"] for p in paragraphs]
+  contexts = [p["context"] for p in paragraphs]
+  report = qa_tflite.verify_qa(flatbuffer, model, preprocessor, questions,
+                               contexts, n_best_size=5, **WINDOW)
+  assert report["windows"] > len(questions)
+  assert report["max_abs_logit_diff"] < 1e-3
+  # The flatbuffer's signature: one window of the three int32 inputs.
+  interpreter = Interpreter(model_content=flatbuffer)
+  runner = interpreter.get_signature_runner("serving_default")
+  details = runner.get_input_details()
+  assert sorted(details) == sorted(heads.ENCODER_INPUTS)
+  for detail in details.values():
+    assert list(detail["shape"]) == [1, WINDOW["seq_length"]]
+    assert detail["dtype"] == np.int32
+  assert sorted(runner.get_output_details()) == ["end_logits", "start_logits"]
+  # Another model's weights answer otherwise: the check can fail.
+  tf_keras.utils.set_random_seed(5)
+  other = heads.build_for_question_answering(config)
+  with pytest.raises(RuntimeError, match="nothing was written"):
+    qa_tflite.verify_qa(flatbuffer, other, preprocessor, questions, contexts,
+                        n_best_size=5, **WINDOW)

@@ -36,6 +36,11 @@ answers, `eval_results.json` with the official SQuAD evaluation's EM and F1.
 inside, checked against the in-memory pipeline before it is renamed into
 place. Load it after `import tensorflow_text`.
 
+`--tflite_file`: a float32 TFLite model of one window (`export.qa_tflite`:
+the three int32 inputs `[1, --max_seq_length]` -> `start_logits`,
+`end_logits`), checked in LiteRT against the in-memory answers; the app
+tokenizes and slides the windows itself (as `mobilebert_tf.qa`).
+
 Exit codes: 0 done; 2 bad flags or input (one line on stderr); 1 a failed
 export check.
 """
@@ -47,7 +52,6 @@ if __name__ == "__main__":  # A command line: see `mobilebert_tf.cli`.
   os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import json
-import math
 import sys
 import time
 from typing import Dict, Sequence
@@ -118,8 +122,11 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_string("export_dir", None, "Write a serving SavedModel here: "
                       "question and context strings -> answer, with the "
                       "windows inside.", **define)
-  flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir.",
-                       **define)
+  flags.DEFINE_string("tflite_file", None, "Write a float32 TFLite QA model "
+                      "here: one window of int32 ids -> start/end logits.",
+                      **define)
+  flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir "
+                       "or --tflite_file.", **define)
   flags.DEFINE_integer("seed", 12345, "Seed of the head's initialization "
                        "and the shuffle.", **define)
   return pretrain.define_loop_flags(values)
@@ -149,9 +156,22 @@ def check_flags(values) -> None:
     raise InputError("pass either --bert_config_file (with --init_checkpoint) "
                      "or --hub_module, not "
                      f"{'both' if values.hub_module else 'neither'}")
+  if values.hub_module and values.tflite_file:
+    raise InputError("--tflite_file needs --bert_config_file: the model is "
+                     "rebuilt from its config for TFLite, which a "
+                     "--hub_module has not")
   if values.hub_module and values.init_checkpoint:
     raise InputError("--init_checkpoint is for --bert_config_file; "
                      "--hub_module holds its own weights")
+  if values.distribution_strategy == "multi_worker_mirrored":
+    given = [f"--{f}" for f in ("do_predict", "export_dir", "tflite_file")
+             if values[f].value]
+    if given:
+      raise InputError(
+          f"{', '.join(given)} with --distribution_strategy="
+          "multi_worker_mirrored: every worker would write the outputs; "
+          "train on the workers, then predict and export in one process "
+          "with the same --output_dir")
   room = values.max_seq_length - values.max_query_length - 3
   if room < 1:
     raise InputError(f"--max_seq_length={values.max_seq_length} leaves no "
@@ -264,19 +284,19 @@ def run_squad(values, log=print) -> Dict[str, float]:
                       if values.do_predict else [])
   if not os.path.isfile(values.vocab_file):
     raise InputError(f"--vocab_file: {values.vocab_file} does not exist")
-  if values.export_dir:
-    from mobilebert_tf import files  # pylint: disable=g-import-not-at-top
-    try:
-      files.check_target(values.export_dir, values.overwrite)
-    except (FileExistsError, NotADirectoryError) as e:
-      raise InputError(f"--export_dir: {e}") from None
+  from mobilebert_tf import files  # pylint: disable=g-import-not-at-top
+  for flag in ("export_dir", "tflite_file"):
+    if values[flag].value:
+      try:
+        files.check_target(values[flag].value, values.overwrite)
+      except (FileExistsError, NotADirectoryError) as e:
+        raise InputError(f"--{flag}: {e}") from None
 
   # Before any TF op: multi-worker strategies configure the TF context.
   from training import distribution  # pylint: disable=g-import-not-at-top
   strategy = distribution.get_strategy(values.distribution_strategy,
                                        tpu=values.tpu)
   # pylint: disable=g-import-not-at-top
-  import numpy as np
   import tensorflow as tf
   import tf_keras
   from checkpoints import restore
@@ -379,6 +399,9 @@ def run_squad(values, log=print) -> Dict[str, float]:
     if values.export_dir:
       _export(values, model, preprocessor, predict_examples or train_examples,
               window, log)
+    if values.tflite_file:
+      _export_tflite(values, model, config, preprocessor,
+                     predict_examples or train_examples, window, log)
     log(f"Done ({time.time() - start_time:.0f} s).")
     return results
   finally:
@@ -437,6 +460,32 @@ def _export(values, model, preprocessor, examples, window, log) -> None:
   log(f"Exported {path} (serving_default: question, context -> answer, "
       f"start_char, end_char, score); it answers {len(check)} questions as "
       "the in-memory model.")
+
+
+def _export_tflite(values, model, config, preprocessor, examples, window,
+                   log) -> None:
+  """Writes the TFLite QA model, checked on up to 16 examples."""
+  # pylint: disable=g-import-not-at-top
+  from export import qa_tflite
+  from mobilebert_tf import files
+  # pylint: enable=g-import-not-at-top
+  flatbuffer = qa_tflite.convert_qa(model, config, values.max_seq_length)
+  check = examples[:16]
+  report = qa_tflite.verify_qa(
+      flatbuffer, model, preprocessor, [e.question for e in check],
+      [e.context for e in check], n_best_size=values.n_best_size,
+      max_answer_length=values.max_answer_length,
+      null_score_diff_threshold=(values.null_score_diff_threshold
+                                 if values.version_2_with_negative else None),
+      **window)
+  path = files.write_bytes(values.tflite_file, flatbuffer,
+                           overwrite=values.overwrite)
+  log(f"Wrote {path} ({len(flatbuffer) / 2**20:.1f} MiB, float32; "
+      f"serving_default: input_word_ids, input_mask, input_type_ids int32 "
+      f"[1, {values.max_seq_length}] -> start_logits, end_logits); LiteRT "
+      f"answers {report['questions']} questions ({report['windows']} "
+      "windows) as the in-memory model, max |logit difference| "
+      f"{report['max_abs_logit_diff']:.2g}.")
 
 
 def main(argv: Sequence[str]) -> int:
