@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from mobilebert_tf.config import MobileBertConfig
+from mobilebert_tf.layers import quantization
 
 # Suffixes of a checkpoint's files; a path ending in one names the prefix.
 _FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
@@ -167,8 +168,14 @@ def unique_variables(*objects) -> List[tf.Variable]:
 
 
 def _model_variables(pretrainer) -> List[tf.Variable]:
-  """The unique variables of `checkpoint_items` (the tied table once)."""
-  return unique_variables(*pretrainer.checkpoint_items.values())
+  """The unique variables of `checkpoint_items` (the tied table once),
+  without quantization ranges (see `check_tf2_fits`)."""
+  return [v for v in unique_variables(*pretrainer.checkpoint_items.values())
+          if not quantization.RANGE_VARIABLE_NAME.search(v.name)]
+
+
+def _without_ranges(keys):
+  return {k for k in keys if not quantization.RANGE_KEY.search(k)}
 
 
 def _expected_tf2_shapes(pretrainer) -> Dict[str, Tuple[int, ...]]:
@@ -199,7 +206,10 @@ def check_tf2_fits(pretrainer, prefix: str) -> None:
   Under the roots of `pretrainer.checkpoint_items`: every model variable has
   a value of its shape, and no checkpoint variable is left over (so a
   checkpoint of another config fails). Other roots (an optimizer,
-  `next_sentence` for a pretrainer without it) are ignored.
+  `next_sentence` for a pretrainer without it) are ignored, and so are
+  quantization-aware training's ranges (`layers.quantization`): a float
+  checkpoint starts QAT with fresh ranges, and a QAT checkpoint restores
+  into a float model.
 
   Raises:
     ValueError: listing what does not fit.
@@ -214,8 +224,8 @@ def check_tf2_fits(pretrainer, prefix: str) -> None:
         "a checkpoint written as tf.train.Checkpoint(**pretrainer."
         "checkpoint_items) (ours, tf-models-official's, or the converter's).")
   strip = lambda names: [n[:-len(_TF2_VARIABLE_SUFFIX)] for n in names]
-  missing = strip(set(want) - set(have))
-  unused = strip(set(have) - set(want))
+  missing = strip(_without_ranges(set(want) - set(have)))
+  unused = strip(_without_ranges(set(have) - set(want)))
   mismatched = [
       f"{k[:-len(_TF2_VARIABLE_SUFFIX)]}: checkpoint {have[k]} vs model "
       f"{want[k]}" for k in sorted(set(want) & set(have)) if have[k] != want[k]]
@@ -238,11 +248,20 @@ def _restore_tf2(pretrainer, prefix: str) -> None:
   """Restores a TF2 checkpoint of `checkpoint_items` after `check_tf2_fits`."""
   check_tf2_fits(pretrainer, prefix)
   checkpoint = tf.train.Checkpoint(**pretrainer.checkpoint_items)
+  model_keys = set(_expected_tf2_shapes(pretrainer))
+  checkpoint_keys = set(checkpoint_shapes(prefix))
+  fresh_ranges = (_without_ranges(model_keys) != model_keys and
+                  _without_ranges(checkpoint_keys) == checkpoint_keys)
   try:
     # `read`, not `restore`: no `save_counter` to match (checkpoints written
     # with `write` have none). A trainer's checkpoint also holds the
     # optimizer and counters, which the model does not take: expected.
-    checkpoint.read(prefix).assert_existing_objects_matched().expect_partial()
+    status = checkpoint.read(prefix)
+    if not fresh_ranges:
+      # (Fresh QAT ranges are objects the checkpoint cannot match; the NaN
+      # sentinel of `load_checkpoint` still checks every other variable.)
+      status.assert_existing_objects_matched()
+    status.expect_partial()
   except (AssertionError, ValueError) as e:
     raise ValueError(f"Checkpoint {prefix} does not fit the config: "
                      f"{str(e).strip().splitlines()[0]}") from None
@@ -301,8 +320,10 @@ def load_checkpoint(pretrainer, config: MobileBertConfig,
     # Converted by the converter's code (strict accounting, bit-exact
     # read-back) into a temporary TF2 checkpoint, then restored like any.
     with tempfile.TemporaryDirectory(prefix="mobilebert_tf1_") as tmp_dir:
+      # The TF1 names do not depend on QAT, which the original does not save.
       summary = convert.convert(
-          config, prefix, os.path.join(tmp_dir, "converted"),
+          config.replace(use_quantized_training=False), prefix,
+          os.path.join(tmp_dir, "converted"),
           with_nsp="next_sentence" in pretrainer.checkpoint_items, log=log)
       _restore_tf2(pretrainer, summary.tf2_checkpoint_path)
   else:

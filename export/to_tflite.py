@@ -47,8 +47,10 @@ similarity and relative error `||tflite - savedmodel|| / ||savedmodel||` over
 the real tokens (input_mask 1); pooled_output's relative error is reported
 too (`export.tflite_verify`). Below the thresholds of
 `export.tflite_verify.THRESHOLDS` (override with `--min_cosine` and
-`--max_relative_error`) nothing is written and the exit code is 1. Full int8
-does not reach its bar yet (quantization-aware training will be needed).
+`--max_relative_error`) nothing is written and the exit code is 1. A float
+model's full int8 does not reach its bar; export a model fine-tuned with
+quantization-aware training (`use_quantized_training`, see docs/tflite.md),
+whose learnt ranges the conversion uses.
 
 Exit codes: 0 done; 2 bad input (one line on stderr, nothing written);
 1 the converted model disagrees with the SavedModel (nothing written).

@@ -23,7 +23,8 @@ _POSITIVE_INT_FIELDS = (
 _PROBABILITY_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 _BOOL_FIELDS = (
     "trigram_input", "use_bottleneck", "use_bottleneck_attention",
-    "key_query_shared_bottleneck", "classifier_activation")
+    "key_query_shared_bottleneck", "classifier_activation",
+    "use_quantized_training")
 
 # The published configurations, package data of this package.
 PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -103,6 +104,15 @@ class MobileBertConfig:
       `scores * m + (1 - m) * -6` (padded keys keep weight ~e^-6, and the
       scores stay in a range int8 can represent). Not a key of the original
       JSON files. Defaults to "exclude".
+    use_quantized_training: bool. Quantization-aware training: 8-bit fake
+      quantization where the original's `use_quantized_training` places it
+      (every block's dense inputs and kernels, attention scores and context,
+      NoNorm input/scale/offset/product; see `layers.quantization`), so the
+      TFLite converter writes a full-integer model from the learnt ranges.
+      Needs what the original needs: "no_norm", "relu6" and the
+      "quantization_friendly" mask rule (`for_quantization_aware_training`
+      makes such a config). A constructor argument of the original, not a
+      key of its JSON files. Defaults to False.
 
   Raises:
     ValueError: a field has a value the original code cannot run.
@@ -134,6 +144,7 @@ class MobileBertConfig:
   normalization_type: str = "layer_norm"
   classifier_activation: bool = True
   attention_mask_rule: str = "exclude"
+  use_quantized_training: bool = False
 
   def __post_init__(self):
     # The original fills these two from hidden_size when absent.
@@ -178,6 +189,8 @@ class MobileBertConfig:
       raise ValueError(
           f"`attention_mask_rule` must be one of {ATTENTION_MASK_RULES}. "
           f"Received: attention_mask_rule={self.attention_mask_rule!r}")
+    if self.use_quantized_training:
+      self._validate_quantized_training()
     width_name = ("intra_bottleneck_size" if self.use_bottleneck
                   else "hidden_size")
     if self.true_hidden_size % self.num_attention_heads:
@@ -191,6 +204,44 @@ class MobileBertConfig:
           f"`hidden_size` ({self.hidden_size}): the masked-LM head widens the "
           "embedding table to hidden_size with `extra_output_weights` of width "
           "hidden_size - embedding_size.")
+
+  def _validate_quantized_training(self):
+    needs = (("normalization_type", "no_norm"), ("hidden_act", "relu6"),
+             ("attention_mask_rule", "quantization_friendly"))
+    for name, value in needs:
+      if str(getattr(self, name)).lower() != value:
+        raise ValueError(
+            f"use_quantized_training needs {name}={value!r} (8-bit ranges "
+            f"cannot hold what the alternatives produce). Received: "
+            f"{name}={getattr(self, name)!r}. "
+            "`MobileBertConfig.for_quantization_aware_training()` converts "
+            "a relu/relu6 no_norm config.")
+
+  def for_quantization_aware_training(self) -> "MobileBertConfig":
+    """This config with `use_quantized_training`, as the original needs it.
+
+    `relu` becomes `relu6` (the same function below 6, where a pretrained
+    MobileBERT's FFN activations mostly lie) and the mask rule becomes
+    "quantization_friendly"; all weights keep their meaning.
+
+    Raises:
+      ValueError: QAT cannot express this config: a normalization other than
+        "no_norm" (layer norm has no integer kernel), or an activation other
+        than relu/relu6.
+    """
+    if self.normalization_type != "no_norm":
+      raise ValueError(
+          "Quantization-aware training needs normalization_type='no_norm' "
+          "(MobileBERT's NoNorm); layer normalization has no integer kernel. "
+          f"Received: normalization_type={self.normalization_type!r}")
+    if self.hidden_act.lower() not in ("relu", "relu6"):
+      raise ValueError(
+          "Quantization-aware training needs hidden_act 'relu' or 'relu6' "
+          "(bounded, integer-friendly). Received: "
+          f"hidden_act={self.hidden_act!r}")
+    return self.replace(hidden_act="relu6",
+                        attention_mask_rule="quantization_friendly",
+                        use_quantized_training=True)
 
   @property
   def true_hidden_size(self) -> int:

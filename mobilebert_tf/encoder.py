@@ -76,6 +76,9 @@ class MobileBERTEncoder(tf_keras.Model):
     attention_layout: str. "standard" (default) or "heads_first" (an opt-in
       inference layout); see `MobileBertTransformer`. Same results to
       float32 rounding; serialized by `get_config`.
+    use_quantized_training: bool. Quantization-aware training: the blocks
+      fake-quantize as the original's QAT does (see `MobileBertTransformer`);
+      the embeddings and the pooler stay float, as there. Defaults to False.
     return_attention_scores: bool. Add `attention_scores` (the attention
       probabilities, one `[batch, heads, seq, seq]` per block) to the
       outputs; costs time and memory. Defaults to False.
@@ -127,6 +130,7 @@ class MobileBERTEncoder(tf_keras.Model):
                use_bottleneck=True,
                attention_mask_rule="exclude",
                attention_layout="standard",
+               use_quantized_training=False,
                return_attention_scores=False,
                return_attention_logits=False,
                validate_inputs=True,
@@ -170,6 +174,7 @@ class MobileBERTEncoder(tf_keras.Model):
             use_bottleneck=use_bottleneck,
             attention_mask_rule=attention_mask_rule,
             attention_layout=attention_layout,
+            use_quantized_training=use_quantized_training,
             name=f"transformer_layer_{i}")
         for i in range(num_blocks)]
     self._pooler_layer = tf_keras.layers.Dense(
@@ -266,7 +271,8 @@ def encoder_kwargs(config: MobileBertConfig, **overrides):
       classifier_activation=config.classifier_activation,
       trigram_input=config.trigram_input,
       use_bottleneck=config.use_bottleneck,
-      attention_mask_rule=config.attention_mask_rule)
+      attention_mask_rule=config.attention_mask_rule,
+      use_quantized_training=config.use_quantized_training)
   kwargs.update(overrides)
   return kwargs
 

@@ -44,13 +44,15 @@ def write_word_vocab(path, words):
   return str(path)
 
 
-def write_tiny_text_model(directory, sentences, seed=0):
+def write_tiny_text_model(directory, sentences, seed=0,
+                          normalization_type="layer_norm"):
   """A random tiny MobileBERT for the fine-tuning CLI's tests.
 
   Writes into `directory`: `vocab.txt` (the sentences' words, their
   characters and `##` characters, after the special tokens), the
   `bert_config.json` of a 2-block, width-32 MobileBERT with 64 positions,
   and a TF2 checkpoint of its pretrainer under `checkpoint/`.
+  `normalization_type` "no_norm" makes one that QAT can fine-tune.
 
   Returns:
     dict with `vocab_file`, `config_file`, `checkpoint` (the prefix) and
@@ -76,7 +78,7 @@ def write_tiny_text_model(directory, sentences, seed=0):
       num_hidden_layers=2, num_attention_heads=4, intermediate_size=32,
       intra_bottleneck_size=16, trigram_input=True, use_bottleneck=True,
       key_query_shared_bottleneck=True, num_feedforward_networks=2,
-      normalization_type="layer_norm", hidden_act="relu",
+      normalization_type=normalization_type, hidden_act="relu",
       max_position_embeddings=64, type_vocab_size=2,
       classifier_activation=True, hidden_dropout_prob=0.0,
       attention_probs_dropout_prob=0.0, initializer_range=0.1)

@@ -200,6 +200,11 @@ def load_encoder(flag_values):
   from mobilebert_tf import config as config_lib
   # pylint: enable=g-import-not-at-top
   config = config_lib.load_config(flag_values.bert_config_file)
+  if flag_values.quantization_aware:
+    try:
+      config = config.for_quantization_aware_training()
+    except ValueError as e:
+      raise InputError(f"--quantization_aware: {e}") from None
   _check_seq_length(flag_values.seq_length, config,
                     flag_values.bert_config_file)
   preprocessing.check_vocab(flag_values.vocab_file, config)
@@ -636,6 +641,12 @@ def _define_flags() -> flags.FlagValues:
                       "WordPiece vocabulary.", **define)
   flags.DEFINE_boolean("do_lower_case", True, "With --vocab_file: lower-case "
                        "and strip accents (uncased models).", **define)
+  flags.DEFINE_boolean("quantization_aware", False, "With "
+                       "--bert_config_file: quantization-aware training "
+                       "(8-bit fake quantization as the original's QAT; "
+                       "relu becomes relu6, the mask rule "
+                       "quantization_friendly), for a full-integer TFLite "
+                       "model: see docs/tflite.md.", **define)
   flags.DEFINE_string("export_path", None, "Directory to write the serving "
                       "SavedModel to.", **define)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing "
@@ -717,6 +728,10 @@ def _check_source_flags(values) -> Optional[str]:
   if not given_hub and not given_ckpt:
     return ("pass --encoder and --preprocessor (SavedModels), or "
             "--bert_config_file, --init_checkpoint and --vocab_file")
+  if given_hub and values.quantization_aware:
+    return ("--quantization_aware needs --bert_config_file, "
+            "--init_checkpoint and --vocab_file: a SavedModel's graph cannot "
+            "take fake-quantization ops")
   names = hub_flags if given_hub else ckpt_flags
   missing = [n for n in names if not values[n].value]
   if missing:

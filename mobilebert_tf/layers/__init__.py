@@ -6,6 +6,9 @@
 * `embedding`: `MobileBertEmbedding`.
 * `transformer`: `MobileBertTransformer`, one block.
 * `masked_lm`: `MobileBertMaskedLM`, the pretraining head.
+* `quantization`: 8-bit fake quantization for quantization-aware training
+  (`ActivationQuantizer`, `quantize_kernel`).
+* `serialization`: the Keras registration package.
 
 Numerics follow google-research `mobilebert/modeling.py` (TF1). The object
 graph follows tf-models-official's `mobile_bert_layers`, so object-based
@@ -22,10 +25,13 @@ from mobilebert_tf.layers.embedding import MobileBertEmbedding
 from mobilebert_tf.layers.masked_lm import MobileBertMaskedLM
 from mobilebert_tf.layers.normalization import NoNorm
 from mobilebert_tf.layers.normalization import get_norm_layer
+from mobilebert_tf.layers.quantization import ActivationQuantizer
+from mobilebert_tf.layers.quantization import quantize_kernel
 from mobilebert_tf.layers.transformer import MobileBertTransformer
 
 __all__ = [
     "ATTENTION_LAYOUTS",
+    "ActivationQuantizer",
     "MobileBertAttention",
     "MobileBertEmbedding",
     "MobileBertMaskedLM",
@@ -36,4 +42,5 @@ __all__ = [
     "get_norm_layer",
     "key_mask",
     "mask_scores",
+    "quantize_kernel",
 ]

@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from mobilebert_tf.config import ATTENTION_MASK_RULES
+from mobilebert_tf.layers import quantization
 from mobilebert_tf.layers.initializers import clone_initializer
 
 ATTENTION_LAYOUTS = ("standard", "heads_first")
@@ -117,11 +118,17 @@ def mask_scores(scores, mask, mask_rule: str):
   raise ValueError(check_mask_rule(mask_rule))
 
 
-def dense_as_matmul(inputs, layer):
-  """`layer` (Dense or EinsumDense) as one 2-D matmul (+ bias) on `[rows, width]`."""
+def dense_as_matmul(inputs, layer, quantize_kernel=False):
+  """`layer` (Dense or EinsumDense) as one 2-D matmul (+ bias) on `[rows, width]`.
+
+  With `quantize_kernel` the kernel is fake-quantized
+  (`quantization.quantize_kernel`, QAT).
+  """
   kernel = layer.kernel
   if kernel.shape.rank != 2:  # EinsumDense: [in, heads, size] -> [in, heads * size]
     kernel = tf.reshape(kernel, [kernel.shape[0], -1])
+  if quantize_kernel:
+    kernel = quantization.quantize_kernel(kernel)
   bias = layer.bias if layer.bias.shape.rank == 1 else tf.reshape(layer.bias,
                                                                   [-1])
   return tf.nn.bias_add(tf.matmul(inputs, tf.cast(kernel, inputs.dtype)),
@@ -144,6 +151,12 @@ class MobileBertAttention(tf_keras.layers.Layer):
     dropout_rate: float. Dropout on the attention probabilities.
     mask_rule: str. One of `config.ATTENTION_MASK_RULES`. Defaults to
       "exclude".
+    use_quantized_training: bool. 8-bit fake quantization as the original's
+      QAT places it: the projection kernels, the raw scores, the masked
+      scores (then clipped to `quantization.ATTENTION_SCORE_RANGE`) and the
+      context (the output projection's input). The block quantizes the
+      inputs (`MobileBertTransformer`). Needs the "quantization_friendly"
+      mask rule. Defaults to False.
 
   Call args (`call`, the standard layout):
     query_key_input: `[batch * seq, query_width]`.
@@ -159,7 +172,7 @@ class MobileBertAttention(tf_keras.layers.Layer):
 
   def __init__(self, num_heads, head_size, output_size, query_width,
                value_width, initializer, dropout_rate, mask_rule="exclude",
-               **kwargs):
+               use_quantized_training=False, **kwargs):
     super().__init__(**kwargs)
     self.num_heads = num_heads
     self.head_size = head_size
@@ -169,6 +182,17 @@ class MobileBertAttention(tf_keras.layers.Layer):
     self.initializer = tf_keras.initializers.get(initializer)
     self.dropout_rate = dropout_rate
     self.mask_rule = check_mask_rule(mask_rule)
+    if use_quantized_training and mask_rule != "quantization_friendly":
+      raise ValueError(
+          "Quantization-aware attention needs "
+          "mask_rule='quantization_friendly' (scores int8 can represent). "
+          f"Received: mask_rule={mask_rule!r}")
+    self.use_quantized_training = use_quantized_training
+    # One moving-average range per quantized tensor, as in the original.
+    self.quantizers = {
+        name: quantization.ActivationQuantizer(name=f"{name}_quantizer")
+        for name in ("scores", "masked_scores", "shifted_scores", "context")
+    } if use_quantized_training else None
 
     def projection(name):
       return tf_keras.layers.EinsumDense(
@@ -202,21 +226,48 @@ class MobileBertAttention(tf_keras.layers.Layer):
         output_size=self.output_size, query_width=self.query_width,
         value_width=self.value_width,
         initializer=tf_keras.initializers.serialize(self.initializer),
-        dropout_rate=self.dropout_rate, mask_rule=self.mask_rule)
+        dropout_rate=self.dropout_rate, mask_rule=self.mask_rule,
+        use_quantized_training=self.use_quantized_training)
     return config
+
+  def _quantize(self, name, x, training):
+    return quantization.quantize_activation(self.quantizers, name, x, training)
+
+  def _project(self, inputs, dense):
+    """A query/key/value projection as one 2-D matmul (QAT: its kernel)."""
+    return dense_as_matmul(inputs, dense,
+                           quantize_kernel=self.use_quantized_training)
 
   def _probabilities(self, dot_products, mask, training):
     """(masked scaled scores, probabilities, probabilities after dropout)."""
+    dot_products = self._quantize("scores", dot_products, training)
     scores = dot_products * tf.cast(1.0 / math.sqrt(float(self.head_size)),
                                     dot_products.dtype)
-    scores = mask_scores(scores, mask, self.mask_rule)
+    if self.use_quantized_training and mask is not None:
+      # The original's QAT order: quantize the kept scores, then the sum
+      # with the -6 of padded keys, then clip.
+      scores = self._quantize("masked_scores", scores * mask, training)
+      scores = self._quantize(
+          "shifted_scores", scores + (1.0 - mask) * tf.cast(-6.0, scores.dtype),
+          training)
+      scores = tf.clip_by_value(scores, *quantization.ATTENTION_SCORE_RANGE)
+    else:
+      scores = mask_scores(scores, mask, self.mask_rule)
     probs = tf.nn.softmax(scores)
     return scores, probs, self._dropout_layer(probs, training=training)
+
+  def _context(self, context, training):
+    # The original quantizes the context and, again, the projection's input
+    # (the same values, transposed, then rounded): one range serves both
+    # here, as one range per tensor is what the converter lowers reliably.
+    return self._quantize("context", context, training)
 
   def _output(self, context):
     """The output projection of `[rows, heads * head_size]` context."""
     kernel = tf.reshape(self._output_dense.kernel,
                         [self.num_heads * self.head_size, -1])
+    if self.use_quantized_training:
+      kernel = quantization.quantize_kernel(kernel)
     return tf.nn.bias_add(tf.matmul(context, tf.cast(kernel, context.dtype)),
                           tf.cast(self._output_dense.bias, context.dtype))
 
@@ -230,12 +281,13 @@ class MobileBertAttention(tf_keras.layers.Layer):
       return tf.transpose(tf.reshape(x, [batch, seq, heads, size]),
                           [0, 2, 1, 3])
 
-    query = split_heads(dense_as_matmul(query_key_input, self._query_dense))
-    key = split_heads(dense_as_matmul(query_key_input, self._key_dense))
-    value = split_heads(dense_as_matmul(value_input, self._value_dense))
+    query = split_heads(self._project(query_key_input, self._query_dense))
+    key = split_heads(self._project(query_key_input, self._key_dense))
+    value = split_heads(self._project(value_input, self._value_dense))
     scores, probs, dropped = self._probabilities(
         tf.matmul(query, key, transpose_b=True), mask, training)
-    context = tf.matmul(dropped, value)  # [batch, heads, seq, size]
+    # [batch, heads, seq, size]
+    context = self._context(tf.matmul(dropped, value), training)
     context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]),
                          [batch * seq, heads * size])
     return self._output(context), probs, scores
@@ -253,7 +305,7 @@ class MobileBertAttention(tf_keras.layers.Layer):
     heads, size = self.num_heads, self.head_size
 
     def project(inputs, dense):
-      projected = dense_as_matmul(inputs, dense)
+      projected = self._project(inputs, dense)
       # A split and a stack are cheap copies; on oneDNN a transpose is not.
       projected = tf.stack(tf.split(projected, heads, axis=1), axis=0)
       return tf.reshape(projected, [heads, batch, seq, size])
@@ -288,7 +340,8 @@ class MobileBertAttention(tf_keras.layers.Layer):
     heads, size = self.num_heads, self.head_size
     scores, probs, dropped = self._probabilities(
         tf.matmul(query, key, transpose_b=True), mask, training)
-    context = tf.matmul(dropped, value)  # [heads, batch, queries, size]
+    # [heads, batch, queries, size]
+    context = self._context(tf.matmul(dropped, value), training)
     # [batch * queries, heads * size], heads in the output kernel's order.
     # (Split + concat rather than unstack + concat: the TFLite converter
     # (TF 2.20) wrongly folds the latter into a reshape.)

@@ -5,8 +5,8 @@ import tf_keras
 
 from mobilebert_tf.layers.initializers import clone_initializer
 from mobilebert_tf.layers.initializers import default_initializer
-from mobilebert_tf.layers.normalization import PACKAGE
 from mobilebert_tf.layers.normalization import get_norm_layer
+from mobilebert_tf.layers.serialization import PACKAGE
 
 
 @tf_keras.utils.register_keras_serializable(package=PACKAGE)

@@ -6,7 +6,7 @@ import tf_keras
 from mobilebert_tf.layers.activations import get_activation
 from mobilebert_tf.layers.initializers import clone_initializer
 from mobilebert_tf.layers.initializers import default_initializer
-from mobilebert_tf.layers.normalization import PACKAGE
+from mobilebert_tf.layers.serialization import PACKAGE
 
 
 @tf_keras.utils.register_keras_serializable(package=PACKAGE)

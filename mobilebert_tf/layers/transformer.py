@@ -11,8 +11,9 @@ from mobilebert_tf.layers.attention import dense_as_matmul
 from mobilebert_tf.layers.attention import key_mask
 from mobilebert_tf.layers.initializers import clone_initializer
 from mobilebert_tf.layers.initializers import default_initializer
-from mobilebert_tf.layers.normalization import PACKAGE
+from mobilebert_tf.layers import quantization
 from mobilebert_tf.layers.normalization import get_norm_layer
+from mobilebert_tf.layers.serialization import PACKAGE
 
 
 @tf_keras.utils.register_keras_serializable(package=PACKAGE)
@@ -57,6 +58,11 @@ class MobileBertTransformer(tf_keras.layers.Layer):
       transposes, the block run as two independent chains over the two
       halves of the sequence outside training; same results to float32
       rounding). See `attention.ATTENTION_LAYOUTS`.
+    use_quantized_training: bool. 8-bit fake quantization where the
+      original's QAT places it: every dense layer's input (a moving-average
+      range per tensor) and kernel, attention (`MobileBertAttention`) and
+      every `NoNorm`. Needs "no_norm", a relu/relu6 activation and the
+      "quantization_friendly" mask rule. Defaults to False.
 
   Call args:
     input_tensor: `[batch, seq, hidden_size]`.
@@ -97,6 +103,7 @@ class MobileBertTransformer(tf_keras.layers.Layer):
                use_bottleneck=True,
                attention_mask_rule="exclude",
                attention_layout="standard",
+               use_quantized_training=False,
                **kwargs):
     super().__init__(**kwargs)
     self.hidden_size = hidden_size
@@ -116,6 +123,12 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     self.attention_mask_rule = attention_mask_rule
     self.attention_layout = check_layout(attention_layout)
     self._activation = get_activation(intermediate_act_fn)
+    if use_quantized_training and intermediate_act_fn.lower() not in (
+        "relu", "relu6"):
+      raise ValueError(
+          "Quantization-aware training needs intermediate_act_fn 'relu' or "
+          f"'relu6'. Received: {intermediate_act_fn!r}")
+    self.use_quantized_training = use_quantized_training
 
     width = intra_bottleneck_size if use_bottleneck else hidden_size
     if width % num_attention_heads:
@@ -133,7 +146,8 @@ class MobileBertTransformer(tf_keras.layers.Layer):
           name=name)
 
     def norm(name):
-      return get_norm_layer(normalization_type, name)
+      return get_norm_layer(normalization_type, name,
+                            use_quantized_training=use_quantized_training)
 
     # The dict-of-lists layout is tf-models-official's object graph; read it
     # through the properties below.
@@ -150,7 +164,7 @@ class MobileBertTransformer(tf_keras.layers.Layer):
         num_attention_heads, width // num_attention_heads, width,
         query_width, value_width, self.initializer,
         attention_probs_dropout_prob, mask_rule=attention_mask_rule,
-        name="attention")
+        use_quantized_training=use_quantized_training, name="attention")
     self.block_layers["attention"] = [attention, norm("attention/norm")]
     self.block_layers["ffn"] = []
     for i in range(num_feedforward_networks):
@@ -165,6 +179,34 @@ class MobileBertTransformer(tf_keras.layers.Layer):
                                   name="bottleneck_output/dropout"),
           norm("bottleneck_output/norm")]
     self._hidden_dropout = tf_keras.layers.Dropout(hidden_dropout_prob)
+    # QAT: a moving-average range for each tensor a dense layer reads. The
+    # original gives each dense layer its own, but where layers share an
+    # input those ranges see the same statistics and stay equal; one range
+    # per tensor is what the TFLite converter can lower.
+    self.input_quantizers = None
+    if use_quantized_training:
+      names = ["block_input"]
+      if use_bottleneck and use_bottleneck_attention:
+        names.append("bottleneck_input")
+      elif use_bottleneck and key_query_shared_bottleneck:
+        names.append("kq_shared_bottleneck")
+      for i in range(num_feedforward_networks):
+        names += [f"ffn_layer_{i}/intermediate_dense",
+                  f"ffn_layer_{i}/output_dense"]
+      if use_bottleneck:
+        names.append("bottleneck_output/dense")
+      self.input_quantizers = {
+          name: quantization.ActivationQuantizer(
+              name=f"{name}/input_quantizer") for name in names}
+
+  def _quantize(self, name, inputs, training):
+    return quantization.quantize_activation(self.input_quantizers, name,
+                                            inputs, training)
+
+  def _dense(self, inputs, layer):
+    """A dense sublayer as one 2-D matmul; its kernel fake-quantized (QAT)."""
+    return dense_as_matmul(inputs, layer,
+                           quantize_kernel=self.use_quantized_training)
 
   def _sublayer_input_widths(self):
     """(layer, input width) of every sublayer with weights."""
@@ -246,7 +288,7 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     else:
       block_input = tf.reshape(input_tensor, [-1, self.hidden_size])
       layer_input, query_key_input, value_input = self._attention_inputs(
-          block_input)
+          block_input, training)
       attention_output, probs, scores = self.attention(
           query_key_input, value_input, mask, batch, seq, training=training)
       output = self._after_attention(attention_output, layer_input,
@@ -264,7 +306,7 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     attention = self.attention
     block_input = tf.reshape(input_tensor, [-1, self.hidden_size])
     layer_input, query_key_input, value_input = self._attention_inputs(
-        block_input)
+        block_input, training)
     query, key, value = attention.project_heads_first(
         query_key_input, value_input, batch, seq)
     attention_output, probs, scores = attention.attend_heads_first(
@@ -295,7 +337,7 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     for part, length in zip(parts, lengths):
       block_input = tf.reshape(part, [-1, self.hidden_size])
       layer_input, query_key_input, value_input = self._attention_inputs(
-          block_input)
+          block_input, training)
       query, key, value = attention.project_heads_first(
           query_key_input, value_input, batch, length)
       prepared.append((block_input, layer_input, query, key, value))
@@ -326,26 +368,36 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     return (output, tf.transpose(tf.concat(probs, axis=2), [1, 0, 2, 3]),
             tf.transpose(tf.concat(scores, axis=2), [1, 0, 2, 3]))
 
-  def _attention_inputs(self, block_input):
+  def _attention_inputs(self, block_input, training):
     """The bottlenecks before attention.
 
     Args:
       block_input: `[rows, hidden_size]`.
+      training: bool.
 
     Returns:
       (layer_input: the residual around attention, query_key_input,
-      value_input), each `[rows, width]`.
+      value_input), each `[rows, width]`; under QAT the latter two are
+      fake-quantized.
     """
+    quantized_input = self._quantize("block_input", block_input, training)
     if not self.use_bottleneck:
-      return block_input, block_input, block_input
+      return block_input, quantized_input, quantized_input
     input_dense, input_norm = self.bottleneck_input
-    layer_input = input_norm(dense_as_matmul(block_input, input_dense))
+    layer_input = input_norm(self._dense(quantized_input, input_dense),
+                             training=training)
     if self.use_bottleneck_attention:
-      return layer_input, layer_input, layer_input
+      attention_input = self._quantize("bottleneck_input", layer_input,
+                                       training)
+      return layer_input, attention_input, attention_input
     if not self.key_query_shared_bottleneck:
-      return layer_input, block_input, block_input
+      return layer_input, quantized_input, quantized_input
     kq_dense, kq_norm = self.kq_shared_bottleneck
-    return layer_input, kq_norm(dense_as_matmul(block_input, kq_dense)), block_input
+    query_key_input = kq_norm(self._dense(quantized_input, kq_dense),
+                              training=training)
+    return (layer_input,
+            self._quantize("kq_shared_bottleneck", query_key_input, training),
+            quantized_input)
 
   def _after_attention(self, attention_output, layer_input, block_input,
                        training):
@@ -353,24 +405,31 @@ class MobileBertTransformer(tf_keras.layers.Layer):
     if not self.use_bottleneck:
       attention_output = self._hidden_dropout(attention_output,
                                               training=training)
-    layer_output = self.attention_norm(attention_output + layer_input)
+    layer_output = self.attention_norm(attention_output + layer_input,
+                                       training=training)
 
     ffns = self.feedforward_networks
     for i, (intermediate, output, norm) in enumerate(ffns):
-      hidden = dense_as_matmul(layer_output, intermediate)
+      hidden = self._dense(self._quantize(f"ffn_layer_{i}/intermediate_dense",
+                                          layer_output, training),
+                           intermediate)
       if self._activation is not None:
         hidden = self._activation(hidden)
-      ffn_output = dense_as_matmul(hidden, output)
+      ffn_output = self._dense(
+          self._quantize(f"ffn_layer_{i}/output_dense", hidden, training),
+          output)
       if not self.use_bottleneck and i == len(ffns) - 1:
         ffn_output = self._hidden_dropout(ffn_output, training=training)
-      layer_output = norm(ffn_output + layer_output)
+      layer_output = norm(ffn_output + layer_output, training=training)
 
     if self.use_bottleneck:
       output_dense, output_norm = self.bottleneck_output
       dropout = self.block_layers["bottleneck_output"][1]
-      layer_output = dropout(dense_as_matmul(layer_output, output_dense),
+      output_input = self._quantize("bottleneck_output/dense", layer_output,
+                                    training)
+      layer_output = dropout(self._dense(output_input, output_dense),
                              training=training)
-      layer_output = output_norm(layer_output + block_input)
+      layer_output = output_norm(layer_output + block_input, training=training)
     return layer_output
 
   def get_config(self):
@@ -391,5 +450,6 @@ class MobileBertTransformer(tf_keras.layers.Layer):
         "use_bottleneck": self.use_bottleneck,
         "attention_mask_rule": self.attention_mask_rule,
         "attention_layout": self.attention_layout,
+        "use_quantized_training": self.use_quantized_training,
     })
     return config
