@@ -77,4 +77,7 @@ def tfm_encoder(config):
   if rule != "exclude":
     raise ValueError("tf-models-official's MobileBERTEncoder excludes padded "
                      f"keys. Received: attention_mask_rule={rule!r}")
+  if kwargs.pop("use_quantized_training"):
+    raise ValueError("tf-models-official's MobileBERTEncoder has no "
+                     "quantization-aware training.")
   return networks.MobileBERTEncoder(**kwargs)
