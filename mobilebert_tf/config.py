@@ -220,19 +220,18 @@ class MobileBertConfig:
   def for_quantization_aware_training(self) -> "MobileBertConfig":
     """This config with `use_quantized_training`, as the original needs it.
 
-    `relu` becomes `relu6` (the same function below 6, where a pretrained
-    MobileBERT's FFN activations mostly lie) and the mask rule becomes
-    "quantization_friendly"; all weights keep their meaning.
+    `relu` becomes `relu6` (the same function up to 6) and the mask rule
+    becomes "quantization_friendly"; all weights keep their meaning.
 
     Raises:
       ValueError: QAT cannot express this config: a normalization other than
-        "no_norm" (layer norm has no integer kernel), or an activation other
-        than relu/relu6.
+        "no_norm" (the original's QAT quantizes NoNorm only), or an
+        activation other than relu/relu6.
     """
     if self.normalization_type != "no_norm":
       raise ValueError(
           "Quantization-aware training needs normalization_type='no_norm' "
-          "(MobileBERT's NoNorm); layer normalization has no integer kernel. "
+          "(MobileBERT's NoNorm, which the original's QAT quantizes). "
           f"Received: normalization_type={self.normalization_type!r}")
     if self.hidden_act.lower() not in ("relu", "relu6"):
       raise ValueError(

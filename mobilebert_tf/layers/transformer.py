@@ -4,6 +4,7 @@ import tensorflow as tf
 import tf_keras
 
 from mobilebert_tf.config import attention_input_widths
+from mobilebert_tf.layers import quantization
 from mobilebert_tf.layers.activations import get_activation
 from mobilebert_tf.layers.attention import MobileBertAttention
 from mobilebert_tf.layers.attention import check_layout
@@ -11,7 +12,6 @@ from mobilebert_tf.layers.attention import dense_as_matmul
 from mobilebert_tf.layers.attention import key_mask
 from mobilebert_tf.layers.initializers import clone_initializer
 from mobilebert_tf.layers.initializers import default_initializer
-from mobilebert_tf.layers import quantization
 from mobilebert_tf.layers.normalization import get_norm_layer
 from mobilebert_tf.layers.serialization import PACKAGE
 
