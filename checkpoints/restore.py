@@ -200,7 +200,7 @@ def _model_keys(shapes, roots) -> Dict[str, Tuple[int, ...]]:
           and ".OPTIMIZER_SLOT" not in k}
 
 
-def check_tf2_fits(pretrainer, prefix: str) -> None:
+def check_tf2_fits(pretrainer, prefix: str) -> bool:
   """Checks that a TF2 checkpoint holds exactly `pretrainer`'s variables.
 
   Under the roots of `pretrainer.checkpoint_items`: every model variable has
@@ -210,6 +210,10 @@ def check_tf2_fits(pretrainer, prefix: str) -> None:
   quantization-aware training's ranges (`layers.quantization`): a float
   checkpoint starts QAT with fresh ranges, and a QAT checkpoint restores
   into a float model.
+
+  Returns:
+    Whether the model has QAT ranges that the checkpoint lacks (they keep
+    their initial values).
 
   Raises:
     ValueError: listing what does not fit.
@@ -242,16 +246,14 @@ def check_tf2_fits(pretrainer, prefix: str) -> None:
   if problems:
     raise ValueError(f"Checkpoint {prefix} does not fit the config: "
                      + "; ".join(problems) + ".")
+  return (_without_ranges(want) != set(want) and
+          _without_ranges(have) == set(have))
 
 
 def _restore_tf2(pretrainer, prefix: str) -> None:
   """Restores a TF2 checkpoint of `checkpoint_items` after `check_tf2_fits`."""
-  check_tf2_fits(pretrainer, prefix)
+  fresh_ranges = check_tf2_fits(pretrainer, prefix)
   checkpoint = tf.train.Checkpoint(**pretrainer.checkpoint_items)
-  model_keys = set(_expected_tf2_shapes(pretrainer))
-  checkpoint_keys = set(checkpoint_shapes(prefix))
-  fresh_ranges = (_without_ranges(model_keys) != model_keys and
-                  _without_ranges(checkpoint_keys) == checkpoint_keys)
   try:
     # `read`, not `restore`: no `save_counter` to match (checkpoints written
     # with `write` have none). A trainer's checkpoint also holds the

@@ -259,8 +259,8 @@ def qat_tflite():
   encoder = build_encoder(QAT, validate_inputs=False)
   rng = np.random.default_rng(3)
   # NoNorm parameters as a trained model has them: an all-zero beta (a
-  # fresh model's) makes the converter fold `x + 0` away and then fail on
-  # the ranges around it (docs/tflite.md).
+  # fresh model's) can make the converter fold `x + 0` away and then fail
+  # on the ranges around it (docs/tflite.md).
   for weight in encoder.weights:
     if weight.name.endswith(("/beta:0", "/gamma:0")):
       weight.assign_add(rng.normal(0, 0.1, weight.shape).astype(np.float32))
