@@ -111,12 +111,7 @@ def run(values, argv: Sequence[str], log) -> List[str]:
       log("  " + line)
 
     with contextlib.redirect_stdout(sys.stderr):  # Keras progress bars.
-      code = run_squad.pretrain.run_main(
-          run_squad._PROGRAM, ["run_squad", *args],  # pylint: disable=protected-access
-          run_squad._define_flags, run_squad._usage,  # pylint: disable=protected-access
-          ("vocab_file", "output_dir"), run_squad.check_flags,
-          lambda flag_values, log: run_squad.run_squad(flag_values,
-                                                       log=collect))
+      code = run_squad.main(["run_squad", *args], log=collect)
     if code:
       raise RuntimeError(f"training.run_squad failed (exit code {code})")
     with open(os.path.join(work_dir, run_squad.EVAL_RESULTS_FILE),

@@ -11,10 +11,7 @@ import io
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -206,23 +203,9 @@ def test_killed_mid_stage_resumes_to_the_same_weights(data, progressive,
                                                       tmp_path):
   model_dir = str(tmp_path / "model")
   pause_after = STAGE_STEPS + 1  # in stage 1
-  env = workspace.environment()
-  env["MOBILEBERT_TF_TEST_PAUSE_AFTER_STEP"] = str(pause_after)
-  with open(tmp_path / "killed.log", "w") as log:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "training.distill"] + _flags(data, model_dir),
-        cwd=workspace.REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-      deadline = time.time() + _TIMEOUT
-      while f"Pausing after step {pause_after}" not in (
-          tmp_path / "killed.log").read_text():
-        assert process.poll() is None, (tmp_path / "killed.log").read_text()
-        assert time.time() < deadline, "the run did not pause"
-        time.sleep(0.2)
-      process.send_signal(signal.SIGKILL)
-    finally:
-      process.kill()
-      process.wait()
+  workspace.kill_after_step("training.distill", _flags(data, model_dir),
+                            pause_after, str(tmp_path / "killed.log"),
+                            timeout=_TIMEOUT)
   layer_wise = os.path.join(model_dir, "layer_wise")
   assert tf.train.latest_checkpoint(layer_wise).endswith(
       f"ckpt-{pause_after}")

@@ -12,11 +12,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -60,45 +56,9 @@ def data(tmp_path_factory):
   return str(directory)
 
 
-class _Run:
-  """A `python -m training.pretrain` process with its output in a file."""
-
-  def __init__(self, args, log_path, env=None):
-    self.log_path = log_path
-    environment = workspace.environment()
-    environment.update(env or {})
-    self._log = open(log_path, "w")
-    self.process = subprocess.Popen(
-        [sys.executable, "-m", "training.pretrain"] + args,
-        cwd=workspace.REPO, env=environment, stdout=self._log,
-        stderr=subprocess.STDOUT)
-
-  def output(self):
-    with open(self.log_path) as f:
-      return f.read()
-
-  def wait(self, timeout=_PROCESS_TIMEOUT):
-    try:
-      code = self.process.wait(timeout)
-    finally:
-      self.kill()
-    assert code == 0, f"exit {code}:\n{self.output()[-3000:]}"
-    return self.output()
-
-  def wait_for(self, text, timeout=_PROCESS_TIMEOUT):
-    deadline = time.time() + timeout
-    while text not in self.output():
-      assert self.process.poll() is None, (
-          f"exited {self.process.returncode} before {text!r}:\n"
-          f"{self.output()[-3000:]}")
-      assert time.time() < deadline, f"no {text!r} in {timeout} s"
-      time.sleep(0.2)
-
-  def kill(self):
-    if self.process.poll() is None:
-      self.process.kill()
-      self.process.wait()
-    self._log.close()
+def _run(args, log_path, env=None):
+  return workspace.CliProcess("training.pretrain", args, log_path, env=env,
+                              timeout=_PROCESS_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +68,7 @@ def reference(data, tmp_path_factory):
   `reference()` waits for it and returns its model_dir.
   """
   model_dir = str(tmp_path_factory.mktemp("reference") / "model")
-  run = _Run(_flags(data, model_dir), model_dir + ".log")
+  run = _run(_flags(data, model_dir), model_dir + ".log")
   finished = []
 
   def wait():
@@ -139,11 +99,9 @@ def test_killed_run_resumes_to_the_same_weights(data, reference, tmp_path):
   from mobilebert_tf import optimization  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / "model")
   args = _flags(data, model_dir)
-  killed = _Run(args, str(tmp_path / "killed.log"),
-                env={"MOBILEBERT_TF_TEST_PAUSE_AFTER_STEP": str(PAUSE_AFTER)})
-  killed.wait_for(f"Pausing after step {PAUSE_AFTER}")
-  os.kill(killed.process.pid, signal.SIGKILL)
-  killed.kill()
+  workspace.kill_after_step("training.pretrain", args, PAUSE_AFTER,
+                            str(tmp_path / "killed.log"),
+                            timeout=_PROCESS_TIMEOUT)
   last_saved = PAUSE_AFTER // SAVE_EVERY * SAVE_EVERY  # 3: step 4, 5 lost
   assert tf.train.latest_checkpoint(model_dir) == os.path.join(
       model_dir, f"ckpt-{last_saved}")
@@ -154,7 +112,7 @@ def test_killed_run_resumes_to_the_same_weights(data, reference, tmp_path):
     with open(interrupted + suffix, "wb") as f:
       f.write(b"half-written")
 
-  output = _Run(args, str(tmp_path / "resumed.log")).wait()
+  output = _run(args, str(tmp_path / "resumed.log")).wait()
   match = re.search(r"Resumed from (\S+) at step (\d+) \(learning rate "
                     r"([0-9.e+-]+)\)", output)
   assert match, output
@@ -189,7 +147,7 @@ def _free_ports(count):
 def test_two_workers_train_like_one(data, reference, tmp_path):
   model_dir = str(tmp_path / "model")
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-  runs = [_Run(_flags(data, model_dir,
+  runs = [_run(_flags(data, model_dir,
                       distribution_strategy="multi_worker_mirrored"),
                str(tmp_path / f"worker{i}.log"),
                env={"TF_CONFIG": json.dumps(

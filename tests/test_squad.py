@@ -398,6 +398,51 @@ def test_cli_trains_resumes_and_answers_past_the_first_window(
     assert json.load(f)["HasAns_total"] == len(predictions)
 
 
+def _checkpoint_variables(prefix):
+  reader = tf.train.load_checkpoint(prefix)
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def test_cli_killed_mid_training_resumes_to_the_same_weights(
+    tmp_path, vocab_file, tiny_config):
+  train = _synthetic_squad(tmp_path / "train.json", 24, seed=1)
+  args = [f"--bert_config_file={tiny_config}", f"--vocab_file={vocab_file}",
+          "--do_train", f"--train_file={train}", "--max_seq_length=32",
+          "--max_query_length=8", "--doc_stride=8", "--train_batch_size=8",
+          "--num_train_epochs=1", "--learning_rate=1e-3", "--steps_per_loop=1",
+          "--save_checkpoints_steps=3", "--deterministic"]
+  reference_dir, model_dir = str(tmp_path / "reference"), str(tmp_path / "out")
+  reference = workspace.CliProcess(
+      "training.run_squad", args + [f"--output_dir={reference_dir}"],
+      str(tmp_path / "reference.log"))  # meanwhile, uninterrupted
+  try:
+    workspace.kill_after_step("training.run_squad",
+                              args + [f"--output_dir={model_dir}"], 5,
+                              str(tmp_path / "killed.log"))
+    assert tf.train.latest_checkpoint(model_dir) == os.path.join(
+        model_dir, "ckpt-3")  # steps 4 and 5 are lost
+    resumed = workspace.CliProcess(
+        "training.run_squad", args + [f"--output_dir={model_dir}"],
+        str(tmp_path / "resumed.log")).wait()
+    reference.wait()
+  finally:
+    reference.kill()
+  assert f"Resumed from {os.path.join(model_dir, 'ckpt-3')} at step 3" in (
+      resumed)
+  final = tf.train.latest_checkpoint(reference_dir)
+  steps = int(final.rsplit("-", 1)[1])
+  assert steps > 5, final
+  assert tf.train.latest_checkpoint(model_dir) == os.path.join(
+      model_dir, f"ckpt-{steps}")
+  got = _checkpoint_variables(os.path.join(model_dir, f"ckpt-{steps}"))
+  want = _checkpoint_variables(final)
+  assert sorted(got) == sorted(want)
+  assert any(k.startswith("model/") for k in want), sorted(want)[:5]
+  different = [k for k in want if not np.array_equal(got[k], want[k])]
+  assert not different, different[:5]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--doc_stride=21"], "--doc_stride=21 must be smaller than the 21"),
     (["--predict_file=MISSING.json"], "--predict_file: MISSING.json does "

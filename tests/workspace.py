@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DATA = os.path.join(REPO, "tests", "data", "sst_tiny")
@@ -71,6 +72,64 @@ def run(command, cwd, timeout=600, check=True, **kwargs):
         f"`{command}` exited {result.returncode}:\n{result.stdout[-3000:]}\n"
         f"{result.stderr[-3000:]}")
   return result
+
+
+class CliProcess:
+  """A `python -m MODULE ARGS...` process of the checkout, its output (stdout
+  and stderr) in a file, for tests that watch, kill or restart a CLI."""
+
+  def __init__(self, module, args, log_path, env=None, timeout=240):
+    self.log_path = log_path
+    self.timeout = timeout
+    environment_ = environment()
+    environment_.update(env or {})
+    self._log = open(log_path, "w")
+    self.process = subprocess.Popen(
+        [sys.executable, "-m", module] + list(args), cwd=REPO,
+        env=environment_, stdout=self._log, stderr=subprocess.STDOUT)
+
+  def output(self):
+    with open(self.log_path) as f:
+      return f.read()
+
+  def wait(self):
+    """Waits for exit 0 (else AssertionError); returns the output."""
+    try:
+      code = self.process.wait(self.timeout)
+    finally:
+      self.kill()
+    assert code == 0, f"exit {code}:\n{self.output()[-3000:]}"
+    return self.output()
+
+  def wait_for(self, text):
+    """Waits until `text` is in the output, while the process runs."""
+    deadline = time.time() + self.timeout
+    while text not in self.output():
+      assert self.process.poll() is None, (
+          f"exited {self.process.returncode} before {text!r}:\n"
+          f"{self.output()[-3000:]}")
+      assert time.time() < deadline, f"no {text!r} in {self.timeout} s"
+      time.sleep(0.2)
+
+  def kill(self):
+    """SIGKILL (if still running), then closes the log."""
+    if self.process.poll() is None:
+      self.process.kill()
+      self.process.wait()
+    self._log.close()
+
+
+def kill_after_step(module, args, step, log_path, timeout=240):
+  """Runs a trainer CLI that pauses after `step` (the loop's test hook) and
+  SIGKILLs it there, as a crash at that moment would; returns its output."""
+  from training import pretrain  # pylint: disable=g-import-not-at-top
+  run = CliProcess(module, args, log_path, timeout=timeout,
+                   env={pretrain.PAUSE_ENV: str(step)})
+  try:
+    run.wait_for(f"Pausing after step {step}")
+  finally:
+    run.kill()
+  return run.output()
 
 
 def _sentences():

@@ -88,8 +88,8 @@ class InputError(ValueError):
 def define_loop_flags(values: flags.FlagValues) -> flags.FlagValues:
   """Defines the flags of `training.loop.Trainer`'s runs in `values`.
 
-  The strategy, the precision policy, checkpoints and steps per loop:
-  every trainer CLI (pretraining, distillation, SQuAD) has them.
+  The strategy, the precision policy, checkpoints, steps per loop and op
+  determinism: every trainer CLI (pretraining, distillation, SQuAD) has them.
   """
   define = dict(flag_values=values)
   flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint "
@@ -109,6 +109,9 @@ def define_loop_flags(values: flags.FlagValues) -> flags.FlagValues:
   flags.DEFINE_integer("steps_per_loop", 100, "Steps per tf.function call "
                        "(progress and NaN checks in between).",
                        lower_bound=1, **define)
+  flags.DEFINE_boolean("deterministic", False, "Enable TF op determinism: "
+                       "a resumed run gives the same weights as an "
+                       "uninterrupted one (slower on GPUs).", **define)
   return values
 
 
@@ -168,9 +171,6 @@ def define_training_flags(values: flags.FlagValues) -> flags.FlagValues:
                        "shuffle buffer.", lower_bound=0, **define)
   flags.DEFINE_integer("seed", 12345, "Seed of the initialization, the "
                        "shuffle and the masking.", **define)
-  flags.DEFINE_boolean("deterministic", False, "Enable TF op determinism: "
-                       "a resumed run gives the same weights as an "
-                       "uninterrupted one (slower on GPUs).", **define)
   return values
 
 
@@ -586,7 +586,7 @@ def pretrain(values, log=print) -> Dict[str, float]:
 
 
 def run_main(program: str, argv: Sequence[str], define_flags, usage,
-             required: Sequence[str], check, run) -> int:
+             required: Sequence[str], check, run, log=None) -> int:
   """A trainer CLI's `main`: parse, check, run; expected failures exit 2.
 
   Args:
@@ -597,6 +597,7 @@ def run_main(program: str, argv: Sequence[str], define_flags, usage,
     required: the flags that must be given.
     check: `fn(values)`, raising `InputError` for a bad combination.
     run: `fn(values, log)`, the work.
+    log: `fn(line)` for the progress lines; default: print and flush.
 
   Returns:
     The exit code: 0, or 2 with one line on stderr for bad flags or input,
@@ -618,7 +619,7 @@ def run_main(program: str, argv: Sequence[str], define_flags, usage,
   from training import distribution  # pylint: disable=g-import-not-at-top
   from training import loop  # pylint: disable=g-import-not-at-top
   try:
-    run(values, log=lambda line: print(line, flush=True))
+    run(values, log=log or (lambda line: print(line, flush=True)))
   except loop.NonFiniteLossError as e:
     return cli.error(program, str(e))
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:

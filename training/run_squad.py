@@ -186,13 +186,15 @@ def check_flags(values) -> None:
 
 
 def _read(values, flag: str, is_training: bool, log):
+  """The examples of --flag's SQuAD file, and the file's `data` list."""
   from training import squad_data  # pylint: disable=g-import-not-at-top
   path = values[flag].value
   if not os.path.isfile(path):
     raise InputError(f"--{flag}: {path} does not exist")
   try:
+    dataset = squad_data.load_dataset(path)
     examples, skipped = squad_data.read_examples(
-        path, is_training, values.version_2_with_negative)
+        path, is_training, values.version_2_with_negative, dataset=dataset)
   except squad_data.SquadError as e:
     raise InputError(f"--{flag}: {e}") from None
   if skipped:
@@ -200,7 +202,7 @@ def _read(values, flag: str, is_training: bool, log):
         "is not at their answer_start.")
   if not examples:
     raise InputError(f"--{flag}: {path} has no questions")
-  return examples
+  return examples, dataset
 
 
 def _encoder_and_config(values):
@@ -278,10 +280,11 @@ def run_squad(values, log=print) -> Dict[str, float]:
     loop.NonFiniteLossError: the loss became NaN or infinite.
   """
   start_time = time.time()
-  train_examples = (_read(values, "train_file", True, log)
-                    if values.do_train else [])
-  predict_examples = (_read(values, "predict_file", False, log)
-                      if values.do_predict else [])
+  train_examples, _ = (_read(values, "train_file", True, log)
+                       if values.do_train else ([], None))
+  predict_examples, predict_dataset = (
+      _read(values, "predict_file", False, log)
+      if values.do_predict else ([], None))
   if not os.path.isfile(values.vocab_file):
     raise InputError(f"--vocab_file: {values.vocab_file} does not exist")
   from mobilebert_tf import files  # pylint: disable=g-import-not-at-top
@@ -300,6 +303,7 @@ def run_squad(values, log=print) -> Dict[str, float]:
   import tensorflow as tf
   import tf_keras
   from checkpoints import restore
+  from mobilebert_tf import _compat
   from mobilebert_tf import heads
   from mobilebert_tf import optimization
   from mobilebert_tf import preprocessing
@@ -320,96 +324,101 @@ def run_squad(values, log=print) -> Dict[str, float]:
   tf_keras.utils.set_random_seed(values.seed)
   previous_policy = tf_keras.mixed_precision.global_policy()
   distribution.set_mixed_precision(values.mixed_precision)
-  try:
-    train_inputs, num_train_steps = None, 1
-    if values.do_train:
-      train_inputs, features = qa.prepare_qa_inputs(
-          preprocessor, [e.question for e in train_examples],
-          [e.context for e in train_examples], **window)
-      starts, ends = squad_data.answer_positions(preprocessor,
-                                                 train_examples, features)
-      train_inputs.update(start_positions=starts, end_positions=ends)
-      num_train_steps = max(1, int(len(features) * values.num_train_epochs /
-                                   values.train_batch_size))
-      log(f"Training data: {len(train_examples)} questions -> "
-          f"{len(features)} windows ({int((starts > 0).sum())} holding "
-          f"their answer); {num_train_steps} steps of "
-          f"{values.train_batch_size}.")
-    with strategy.scope():
-      encoder, pretrainer, config = _encoder_and_config(values)
-      if config is not None and (values.max_seq_length >
-                                 config.max_position_embeddings):
-        raise InputError(f"--max_seq_length={values.max_seq_length} exceeds "
-                         "the encoder's max_position_embeddings "
-                         f"({config.max_position_embeddings})")
-      if config is not None:
-        preprocessing.check_vocab(values.vocab_file, config)
-      model = heads.MobileBertForQuestionAnswering(encoder,
-                                                   name="squad_model")
-      optimizer = distribution.wrap_optimizer(
-          optimization.create_optimizer(
-              values.optimizer, learning_rate=values.learning_rate,
-              num_train_steps=num_train_steps,
-              num_warmup_steps=int(num_train_steps *
-                                   values.warmup_proportion),
-              weight_decay_rate=values.weight_decay_rate),
-          values.mixed_precision)
+  # Op determinism (--deterministic) for this run only.
+  with _compat.op_determinism(values.deterministic):
+    try:
+      train_inputs, num_train_steps = None, 1
+      if values.do_train:
+        train_inputs, features = qa.prepare_qa_inputs(
+            preprocessor, [e.question for e in train_examples],
+            [e.context for e in train_examples], **window)
+        starts, ends = squad_data.answer_positions(preprocessor,
+                                                   train_examples, features)
+        train_inputs.update(start_positions=starts, end_positions=ends)
+        num_train_steps = max(1, int(len(features) * values.num_train_epochs /
+                                     values.train_batch_size))
+        log(f"Training data: {len(train_examples)} questions -> "
+            f"{len(features)} windows ({int((starts > 0).sum())} holding "
+            f"their answer); {num_train_steps} steps of "
+            f"{values.train_batch_size}.")
+      with strategy.scope():
+        encoder, pretrainer, config = _encoder_and_config(values)
+        if config is not None and (values.max_seq_length >
+                                   config.max_position_embeddings):
+          raise InputError(f"--max_seq_length={values.max_seq_length} exceeds "
+                           "the encoder's max_position_embeddings "
+                           f"({config.max_position_embeddings})")
+        if config is not None:
+          preprocessing.check_vocab(values.vocab_file, config)
+        model = heads.MobileBertForQuestionAnswering(encoder,
+                                                     name="squad_model")
+        optimizer = distribution.wrap_optimizer(
+            optimization.create_optimizer(
+                values.optimizer, learning_rate=values.learning_rate,
+                num_train_steps=num_train_steps,
+                num_warmup_steps=int(num_train_steps *
+                                     values.warmup_proportion),
+                weight_decay_rate=values.weight_decay_rate),
+            values.mixed_precision)
 
-      def train_input_fn(input_context, examples_to_skip):
-        return loop.deterministic_input_fn(
-            lambda: tf.data.Dataset.from_tensor_slices(train_inputs),
-            global_batch_size=values.train_batch_size, seed=values.seed,
-            examples_to_skip=examples_to_skip,
-            shuffle_buffer_size=len(train_inputs["start_positions"]))(
-                input_context)
+        def train_input_fn(input_context, examples_to_skip):
+          return loop.deterministic_input_fn(
+              lambda: tf.data.Dataset.from_tensor_slices(train_inputs),
+              global_batch_size=values.train_batch_size, seed=values.seed,
+              examples_to_skip=examples_to_skip,
+              shuffle_buffer_size=len(train_inputs["start_positions"]))(
+                  input_context)
 
-      trainer = loop.Trainer(
-          strategy, _inputs_only(model), optimizer,
-          span_loss_fn(values.train_batch_size),
-          model_dir=values.output_dir,
-          train_input_fn=train_input_fn if values.do_train else None,
-          global_batch_size=values.train_batch_size,
-          checkpoint_items={"model": model},
-          save_checkpoints_steps=values.save_checkpoints_steps,
-          keep_checkpoint_max=values.keep_checkpoint_max,
-          steps_per_loop=values.steps_per_loop, log=log,
-          on_loop_end=pretrain.pause_hook())
-    latest = trainer.latest_checkpoint
-    if latest is None and not values.do_train:
-      raise InputError(f"--output_dir {values.output_dir} has no fine-tuned "
-                       "checkpoint to predict with; pass --do_train")
-    if latest is None and values.init_checkpoint:
-      fmt = restore.load_checkpoint(pretrainer, config,
-                                    values.init_checkpoint,
-                                    flag="--init_checkpoint")
-      log(f"Initialized the encoder from {values.init_checkpoint} ({fmt}).")
-    elif latest is None and pretrainer is not None:
-      log("Warning: no --init_checkpoint: the encoder starts from random "
-          "weights.")
-    log(f"{distribution.replica_note(strategy, values.train_batch_size)}; "
-        f"policy {values.mixed_precision}; output_dir {values.output_dir}.")
-    results = {}
-    if values.do_train:
-      results = trainer.train(num_train_steps)
-    else:
-      trainer.restore(model_only=True)
-    if values.do_predict:
-      results = _predict(values, model, preprocessor, predict_examples,
-                         window, log)
-    if values.export_dir:
-      _export(values, model, preprocessor, predict_examples or train_examples,
-              window, log)
-    if values.tflite_file:
-      _export_tflite(values, model, config, preprocessor,
-                     predict_examples or train_examples, window, log)
-    log(f"Done ({time.time() - start_time:.0f} s).")
-    return results
-  finally:
-    tf_keras.mixed_precision.set_global_policy(previous_policy)
+        trainer = loop.Trainer(
+            strategy, _inputs_only(model), optimizer,
+            span_loss_fn(values.train_batch_size),
+            model_dir=values.output_dir,
+            train_input_fn=train_input_fn if values.do_train else None,
+            global_batch_size=values.train_batch_size,
+            checkpoint_items={"model": model},
+            save_checkpoints_steps=values.save_checkpoints_steps,
+            keep_checkpoint_max=values.keep_checkpoint_max,
+            steps_per_loop=values.steps_per_loop, log=log,
+            on_loop_end=pretrain.pause_hook())
+      latest = trainer.latest_checkpoint
+      if latest is None and not values.do_train:
+        raise InputError(f"--output_dir {values.output_dir} has no fine-tuned "
+                         "checkpoint to predict with; pass --do_train")
+      if latest is None and values.init_checkpoint:
+        fmt = restore.load_checkpoint(pretrainer, config,
+                                      values.init_checkpoint,
+                                      flag="--init_checkpoint")
+        log(f"Initialized the encoder from {values.init_checkpoint} ({fmt}).")
+      elif latest is None and pretrainer is not None:
+        log("Warning: no --init_checkpoint: the encoder starts from random "
+            "weights.")
+      log(f"{distribution.replica_note(strategy, values.train_batch_size)}; "
+          f"policy {values.mixed_precision}; output_dir {values.output_dir}.")
+      results = {}
+      if values.do_train:
+        results = trainer.train(num_train_steps)
+      else:
+        trainer.restore(model_only=True)
+      if values.do_predict:
+        results = _predict(values, model, preprocessor, predict_examples,
+                           predict_dataset, window, log)
+      if values.export_dir:
+        _export(values, model, preprocessor, predict_examples or train_examples,
+                window, log)
+      if values.tflite_file:
+        _export_tflite(values, model, config, preprocessor,
+                       predict_examples or train_examples, window, log)
+      log(f"Done ({time.time() - start_time:.0f} s).")
+      return results
+    finally:
+      tf_keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _predict(values, model, preprocessor, examples, window, log):
-  """Answers the examples; writes the prediction (and evaluation) files."""
+def _predict(values, model, preprocessor, examples, dataset, window, log):
+  """Answers the examples; writes the prediction (and evaluation) files.
+
+  `dataset` is the predict file's `data` list, scored when it has answers.
+  """
   # pylint: disable=g-import-not-at-top
   from mobilebert_tf import qa
   from training import squad_data
@@ -431,7 +440,6 @@ def _predict(values, model, preprocessor, examples, window, log):
                                         values.version_2_with_negative)
   for name, obj in written.items():
     log(f"Wrote {_write_json(values, name, obj)}.")
-  dataset = squad_data.load_dataset(values.predict_file)
   has_answers = any(q.get("answers") for a in dataset
                     for p in a["paragraphs"] for q in p["qas"])
   if not has_answers and not values.version_2_with_negative:
@@ -488,13 +496,16 @@ def _export_tflite(values, model, config, preprocessor, examples, window,
       f"{report['max_abs_logit_diff']:.2g}.")
 
 
-def main(argv: Sequence[str]) -> int:
-  """Runs the CLI on `argv` (argv[0]: the program name); returns exit code."""
+def main(argv: Sequence[str], log=None) -> int:
+  """Runs the CLI on `argv` (argv[0]: the program name); returns exit code.
+
+  `log` takes the progress lines (default: printed).
+  """
   from mobilebert_tf import cli  # pylint: disable=g-import-not-at-top
   try:
     return pretrain.run_main(_PROGRAM, argv, _define_flags, _usage,
                              ("vocab_file", "output_dir"), check_flags,
-                             run_squad)
+                             run_squad, log=log)
   except RuntimeError as e:  # The export check failed: nothing written.
     return cli.error(_PROGRAM, cli.first_line(e, limit=None), code=1)
 

@@ -27,7 +27,7 @@ Example:
 
 import dataclasses
 import json
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -127,7 +127,8 @@ def load_dataset(path: str) -> list:
 
 
 def read_examples(path: str, is_training: bool,
-                  version_2_with_negative: bool = False
+                  version_2_with_negative: bool = False,
+                  dataset: Optional[list] = None
                   ) -> Tuple[List[SquadExample], int]:
   """The questions of a SQuAD file, in file order.
 
@@ -135,6 +136,8 @@ def read_examples(path: str, is_training: bool,
     path: str. A SQuAD v1.1 or v2.0 JSON file.
     is_training: bool. Read the answers as training labels.
     version_2_with_negative: bool. Read `is_impossible` (SQuAD 2.0).
+    dataset: list or None. The file's `data` list if already loaded
+      (`load_dataset(path)`): then `path` only names the file in messages.
 
   Returns:
     `(examples, skipped)`: the examples, and the number of training answers
@@ -145,7 +148,9 @@ def read_examples(path: str, is_training: bool,
       training) an answerable question without exactly one answer.
   """
   examples, skipped = [], 0
-  for article in load_dataset(path):
+  if dataset is None:
+    dataset = load_dataset(path)
+  for article in dataset:
     for paragraph in _field(article, "paragraphs", list, "an article", path):
       context = _field(paragraph, "context", str, "a paragraph", path)
       for item in _field(paragraph, "qas", list, "a paragraph", path):
