@@ -13,6 +13,7 @@
 #                   (~10 min); writes benchmarks/results/squad-<date>-<cpu>.*
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+TFLITE_SUPPORT_VENV := .venv-tflite-support
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 # seqeval (a tf-models-official dependency) ships only a legacy sdist whose
 # setup_requires breaks without PEP 517 builds. constraints.txt pins the
@@ -35,13 +36,27 @@ $(VENV)/.test: $(VENV)/.base
 	$(PIP_INSTALL) -e ".[test]" "setuptools<81"
 	touch $@
 
+# The TFLite Task Library (tflite-support 0.4.4) for export.tflite_metadata
+# and the tests that run its BertQuestionAnswerer: a venv of its own, since
+# it pins protobuf<4. Its native library links libusb-1.0 (Debian's
+# libusb-1.0-0, installed here when missing and run as root).
+$(TFLITE_SUPPORT_VENV)/.done: constraints-tflite-support.txt
+	@ldconfig -p | grep -q 'libusb-1.0.so.0' || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    apt-get install -y -qq libusb-1.0-0 >/dev/null; } || \
+	  { echo "tflite-support needs libusb-1.0: apt-get install libusb-1.0-0" >&2; exit 1; }
+	$(PYTHON) -m venv $(TFLITE_SUPPORT_VENV)
+	$(TFLITE_SUPPORT_VENV)/bin/pip --disable-pip-version-check install \
+	  --quiet --constraint constraints-tflite-support.txt tflite-support
+	touch $@
+
 demo: $(VENV)/.base
 	$(VENV)/bin/python -m export.to_savedmodel
 
-test: $(VENV)/.test
+test: $(VENV)/.test $(TFLITE_SUPPORT_VENV)/.done
 	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile
 
-test-fast: $(VENV)/.test
+test-fast: $(VENV)/.test $(TFLITE_SUPPORT_VENV)/.done
 	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile -m "not slow"
 
 benchmark: $(VENV)/.test
@@ -57,4 +72,4 @@ benchmark-squad: $(VENV)/.base
 	$(VENV)/bin/python -m benchmarks.squad
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(TFLITE_SUPPORT_VENV) build
