@@ -18,32 +18,23 @@ Example:
 ...           seq_length=384)
 """
 
-import os
-import tempfile
 from typing import Dict, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from export import tflite_convert
 from export import tflite_verify
 from mobilebert_tf import heads
 from mobilebert_tf import qa
-from mobilebert_tf.encoder import build_encoder
 
 QA_OUTPUTS = ("start_logits", "end_logits")
 
 
 def rebuild_without_checks(model, config):
   """A copy of the QA model, its encoder without input checks."""
-  encoder = build_encoder(config, validate_inputs=False)
-  rebuilt = heads.MobileBertForQuestionAnswering(
-      encoder, classifier_dropout=0.0, name=model.name)
-  with tempfile.TemporaryDirectory() as directory:
-    path = tf.train.Checkpoint(model=model).write(
-        os.path.join(directory, "model"))
-    tf.train.Checkpoint(model=rebuilt).read(path).assert_existing_objects_matched()
-  return rebuilt
+  return tflite_convert.rebuild_without_checks(
+      model, config, lambda encoder: heads.MobileBertForQuestionAnswering(
+          encoder, classifier_dropout=0.0, name=model.name))
 
 
 def convert_qa(model, config, seq_length: int) -> bytes:

@@ -23,6 +23,7 @@ Example:
 
 import dataclasses
 import os
+import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from export import rebuild
 from mobilebert_tf.encoder import ENCODER_INPUTS
+from mobilebert_tf.encoder import build_encoder
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 DESCRIPTIONS = {
@@ -184,6 +186,25 @@ def split_rows(inputs: Dict[str, np.ndarray],
 
 
 # === Conversion ===
+
+
+def rebuild_without_checks(model, config, make_head):
+  """A copy of a task model over a `MobileBERTEncoder`, without input checks.
+
+  TFLite has no Assert op: the encoder is built again from `config` with
+  `validate_inputs=False`, `make_head(encoder)` builds the task model on it
+  (classifier dropout 0), and every weight is restored by object graph from
+  `model` (all of them must match).
+  """
+  rebuilt = make_head(build_encoder(config, validate_inputs=False))
+  with tempfile.TemporaryDirectory() as directory:
+    path = tf.train.Checkpoint(model=model).write(
+        os.path.join(directory, "model"))
+    # Every weight of the copy is restored; what only the trained model has
+    # (a compiled model's optimizer) is left out.
+    tf.train.Checkpoint(model=rebuilt).read(
+        path).assert_existing_objects_matched().expect_partial()
+  return rebuilt
 
 
 def convert(source: EncoderSource, quantization: str = "none",

@@ -65,6 +65,17 @@ class probabilities, preprocessing inside, ready for TF Serving:
   `assets.extra/labels.txt`: the label of each class, one per line (not
     for STS-B).
 
+With `--tflite_file=FILE` (checkpoint sources only) also a TFLite
+classifier (`export.classifier_tflite`): `input_word_ids`, `input_mask`,
+`input_type_ids` int32 `[1, --seq_length]` -> `probabilities` float32
+`[1, num_classes]`; `--tflite_quantization` none (float32), dynamic
+(int8 weights) or int8 (full integer: the activations calibrated on
+`--num_calibration_examples` training examples, or the learnt ranges of
+`--quantization_aware`). Before it is written it runs in LiteRT on the
+(first) evaluation set: float32 must give the in-memory probabilities to
+1e-4, a quantized model may lose at most `--tflite_max_accuracy_drop`
+points of accuracy (default 1), else nothing is written (exit 1).
+
 The SavedModel is written beside `--export_path` and renamed into place
 (`mobilebert_tf.files`) only after it was reloaded and its outputs on
 the (first) evaluation set's sentences were compared with the in-memory
@@ -179,6 +190,10 @@ def _check_seq_length(seq_length: int, config, source: str) -> None:
 def load_encoder(flag_values):
   """`hub.KerasLayer(encoder, trainable=True)`, or a restored encoder.
 
+  Returns:
+    `(encoder, config)`: the config of a checkpoint's encoder (QAT's with
+    --quantization_aware); None for a SavedModel.
+
   Raises:
     InputError: `--seq_length` is longer than the encoder's positions.
   """
@@ -193,7 +208,8 @@ def load_encoder(flag_values):
       config = None  # Another exporter's encoder: no config to check.
     if config is not None:
       _check_seq_length(flag_values.seq_length, config, flag_values.encoder)
-    return hub.KerasLayer(flag_values.encoder, trainable=True, name="encoder")
+    return hub.KerasLayer(flag_values.encoder, trainable=True,
+                          name="encoder"), None
   # pylint: disable=g-import-not-at-top
   from checkpoints import restore
   from mobilebert_tf import build_pretrainer
@@ -211,7 +227,7 @@ def load_encoder(flag_values):
   pretrainer = build_pretrainer(config)
   restore.load_checkpoint(pretrainer, config, flag_values.init_checkpoint,
                           flag="--init_checkpoint")
-  return pretrainer.encoder_network
+  return pretrainer.encoder_network, config
 
 
 class ServingModule(tf.Module):
@@ -267,6 +283,8 @@ class FinetuneResult:
       epoch (as in `eval_results.json`); else empty.
     output_files: the files written into --output_dir (eval_results.json,
       the submission files).
+    tflite_report: with --tflite_file: the TFLite classifier scored on the
+      (first) evaluation set (`export.classifier_tflite.ClassifierReport`).
   """
   model: tf_keras.Model
   label_names: Optional[List[str]]
@@ -277,6 +295,7 @@ class FinetuneResult:
   eval_results: Dict[str, Dict[str, float]] = dataclasses.field(
       default_factory=dict)
   output_files: List[str] = dataclasses.field(default_factory=list)
+  tflite_report: Optional[object] = None
 
 
 @dataclasses.dataclass
@@ -399,6 +418,59 @@ def _export(module: ServingModule, names, export_path: str, overwrite: bool,
   return max_abs_diff
 
 
+def _prepare_tflite_file(flag_values) -> Optional[str]:
+  """The absolute --tflite_file (None without it), checked before training."""
+  if not flag_values.tflite_file:
+    return None
+  try:
+    return files.check_target(flag_values.tflite_file, flag_values.overwrite)
+  except FileExistsError:
+    raise InputError(f"--tflite_file {os.path.abspath(flag_values.tflite_file)}"
+                     " already exists; pass --overwrite to replace it") from None
+  except NotADirectoryError as e:
+    raise InputError(f"--tflite_file: {e}") from None
+
+
+def _export_tflite(flag_values, classifier, config, train_x, evaluation,
+                   tflite_file: str, log):
+  """Converts, scores on the evaluation set, checks, then writes.
+
+  Raises:
+    RuntimeError: the TFLite classifier fails its bar (nothing written).
+  """
+  # pylint: disable=g-import-not-at-top
+  from export import classifier_tflite
+  # pylint: enable=g-import-not-at-top
+  quantization = flag_values.tflite_quantization
+  batches = None
+  if quantization == "int8":
+    count = min(flag_values.num_calibration_examples,
+                len(train_x["input_word_ids"]))
+    batches = [{k: v[i:i + 1] for k, v in train_x.items()}
+               for i in range(count)]
+  try:
+    flatbuffer = classifier_tflite.convert_classifier(
+        classifier, config, flag_values.seq_length, quantization, batches)
+  except Exception as e:  # The converter raises bare RuntimeErrors.
+    raise RuntimeError(
+        f"the TFLite converter failed ({quantization}): "
+        f"{cli.first_line(e)}; nothing was written (see docs/tflite.md for "
+        "the models full int8 cannot convert)") from e
+  name, eval_x, eval_y = evaluation
+  expected = tf.nn.softmax(classifier.predict(
+      eval_x, batch_size=flag_values.batch_size, verbose=0)).numpy()
+  report = classifier_tflite.evaluate_classifier(flatbuffer, eval_x, eval_y,
+                                                 expected)
+  classifier_tflite.check_classifier(report, quantization,
+                                     flag_values.tflite_max_accuracy_drop)
+  files.write_bytes(tflite_file, flatbuffer, overwrite=flag_values.overwrite)
+  log(f"Wrote {tflite_file} ({len(flatbuffer) / 2**20:.1f} MiB, "
+      f"{quantization}; serving_default: input_word_ids, input_mask, "
+      f"input_type_ids int32 [1, {flag_values.seq_length}] -> probabilities); "
+      f"on {name}: {report.format()}.")
+  return report
+
+
 class TaskEvaluation(tf_keras.callbacks.Callback):
   """After each epoch: a GLUE task's metrics on each of its dev sets.
 
@@ -496,6 +568,7 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   start = time.time()
   export_path = _prepare_export_path(flag_values.export_path,
                                      flag_values.overwrite)
+  tflite_file = _prepare_tflite_file(flag_values)
   task = (glue.get_task(flag_values.task_name, flag_values.xnli_language)
           if flag_values.task_name else None)
   data = (_read_glue_files(flag_values, task) if task else
@@ -503,6 +576,9 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   output_targets = (_prepare_output_files(flag_values, data, export_path)
                     if task else {})
   names, train = data.names, data.train
+  if tflite_file and not names:
+    raise InputError("--tflite_file: the TFLite export is a classifier "
+                     "(probabilities); this task is a regression (one score)")
   parts = [f"{len(train)} training examples ({train.path})"]
   parts += [f"{len(d)} evaluation examples ({d.path})" for _, d, _ in
             data.evals]
@@ -513,7 +589,7 @@ def finetune(flag_values, log=print) -> FinetuneResult:
 
   tf_keras.utils.set_random_seed(flag_values.seed)
   text_to_inputs = load_text_preprocessing(flag_values, flag_values.seq_length)
-  encoder = load_encoder(flag_values)
+  encoder, config = load_encoder(flag_values)
   classifier = heads.MobileBertForSequenceClassification(
       encoder, num_classes=len(names) if names else 1,
       classifier_dropout=flag_values.classifier_dropout,
@@ -587,6 +663,10 @@ def finetune(flag_values, log=print) -> FinetuneResult:
       f"{len(verify)} sentences: max |difference| {max_abs_diff:.2g}." +
       (f" Evaluation accuracy {eval_accuracy:.4f}."
        if eval_accuracy is not None else ""))
+  tflite_report = None
+  if tflite_file:
+    tflite_report = _export_tflite(flag_values, classifier, config,
+                                   train_x, evals[0], tflite_file, log)
   output_files, eval_results = [], {}
   if task:
     output_files = _write_task_outputs(data, evaluation, classifier, encode,
@@ -594,7 +674,8 @@ def finetune(flag_values, log=print) -> FinetuneResult:
     eval_results = evaluation.per_epoch[-1]
   log(f"Done in {time.time() - start:.0f} s.")
   return FinetuneResult(model, names, dict(history.history), eval_accuracy,
-                        export_path, max_abs_diff, eval_results, output_files)
+                        export_path, max_abs_diff, eval_results, output_files,
+                        tflite_report)
 
 
 # === Command line ===
@@ -649,6 +730,23 @@ def _define_flags() -> flags.FlagValues:
                        "model: see docs/tflite.md.", **define)
   flags.DEFINE_string("export_path", None, "Directory to write the serving "
                       "SavedModel to.", **define)
+  flags.DEFINE_string("tflite_file", None, "With --bert_config_file: also "
+                      "write a TFLite classifier (three int32 encoder inputs "
+                      "[1, --seq_length] -> probabilities), scored on the "
+                      "evaluation set before it is written.", **define)
+  flags.DEFINE_enum("tflite_quantization", "none",
+                    ["none", "dynamic", "int8"], "With --tflite_file: "
+                    "float32, dynamic-range int8 weights, or full integer "
+                    "(activations calibrated on training examples; after "
+                    "--quantization_aware, the learnt ranges).", **define)
+  flags.DEFINE_float("tflite_max_accuracy_drop", 1.0, "With a quantized "
+                     "--tflite_file: the most accuracy (points, on the "
+                     "evaluation set) it may lose against the in-memory "
+                     "model; float32 must match it to 1e-4.", **define)
+  flags.DEFINE_integer("num_calibration_examples", 100, "With "
+                       "--tflite_quantization=int8: training examples that "
+                       "calibrate the activation ranges.", lower_bound=1,
+                       **define)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing "
                        "--export_path (and result files in --output_dir).",
                        **define)
@@ -728,6 +826,9 @@ def _check_source_flags(values) -> Optional[str]:
   if not given_hub and not given_ckpt:
     return ("pass --encoder and --preprocessor (SavedModels), or "
             "--bert_config_file, --init_checkpoint and --vocab_file")
+  if given_hub and values.tflite_file:
+    return ("--tflite_file needs --bert_config_file, --init_checkpoint and "
+            "--vocab_file: the TFLite model is rebuilt from the config")
   if given_hub and values.quantization_aware:
     return ("--quantization_aware needs --bert_config_file, "
             "--init_checkpoint and --vocab_file: a SavedModel's graph cannot "
@@ -784,6 +885,12 @@ def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
   problem = _check_source_flags(values)
   if problem:
     raise InputError(problem)
+  tflite_only = [f"--{n}" for n in ("tflite_quantization",
+                                    "tflite_max_accuracy_drop",
+                                    "num_calibration_examples")
+                 if values[n].present]
+  if tflite_only and not values.tflite_file:
+    raise InputError(f"{', '.join(tflite_only)}: only with --tflite_file")
   return values
 
 
