@@ -14,6 +14,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TFLITE_SUPPORT_VENV := .venv-tflite-support
+MEDIAPIPE_VENV := .venv-mediapipe
+CLIENT_VENVS := $(TFLITE_SUPPORT_VENV)/.done $(MEDIAPIPE_VENV)/.done
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 # seqeval (a tf-models-official dependency) ships only a legacy sdist whose
 # setup_requires breaks without PEP 517 builds. constraints.txt pins the
@@ -50,13 +52,22 @@ $(TFLITE_SUPPORT_VENV)/.done: constraints-tflite-support.txt
 	  --quiet --constraint constraints-tflite-support.txt tflite-support
 	touch $@
 
+# MediaPipe Tasks, the on-device client of the TFLite classifier tests: a
+# venv of its own, since it needs absl-py~=2.3 and tf-models-official's
+# tensorflow-model-optimization pins absl-py~=1.2.
+$(MEDIAPIPE_VENV)/.done: constraints-mediapipe.txt
+	$(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/pip --disable-pip-version-check install \
+	  --quiet --constraint constraints-mediapipe.txt mediapipe
+	touch $@
+
 demo: $(VENV)/.base
 	$(VENV)/bin/python -m export.to_savedmodel
 
-test: $(VENV)/.test $(TFLITE_SUPPORT_VENV)/.done
+test: $(VENV)/.test $(CLIENT_VENVS)
 	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile
 
-test-fast: $(VENV)/.test $(TFLITE_SUPPORT_VENV)/.done
+test-fast: $(VENV)/.test $(CLIENT_VENVS)
 	$(VENV)/bin/python -m pytest tests -q -n 2 --dist loadfile -m "not slow"
 
 benchmark: $(VENV)/.test
@@ -72,4 +83,4 @@ benchmark-squad: $(VENV)/.base
 	$(VENV)/bin/python -m benchmarks.squad
 
 clean:
-	rm -rf $(VENV) $(TFLITE_SUPPORT_VENV) build
+	rm -rf $(VENV) $(TFLITE_SUPPORT_VENV) $(MEDIAPIPE_VENV) build

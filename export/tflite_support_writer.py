@@ -8,6 +8,11 @@ TensorFlow. `export.tflite_metadata` is its front end in the project's venv:
 it checks the model and the flags, runs this module in a subprocess and
 writes the result.
 
+`text_classifier` metadata is what MediaPipe Tasks' `TextClassifier` (and
+the Task Library's `BertNLClassifier`) reads: the same tokenizer unit and
+input names, and the one output `probabilities` with the label file packed
+in as its axis labels, by tflite-support's `bert_nl_classifier` writer.
+
 `question_answerer` metadata is what the Task Library's
 `BertQuestionAnswerer` reads: a BERT tokenizer process unit with the
 vocabulary packed into the model, the input tensors named `ids`, `mask`,
@@ -20,6 +25,8 @@ Usage (what the front end runs):
 
     .venv-tflite-support/bin/python -m export.tflite_support_writer \\
       question_answerer IN.tflite vocab.txt OUT.tflite
+    .venv-tflite-support/bin/python -m export.tflite_support_writer \
+      text_classifier IN.tflite vocab.txt OUT.tflite labels.txt
 
 prints the metadata as JSON on stdout.
 """
@@ -28,11 +35,14 @@ import sys
 
 from tensorflow_lite_support.metadata import schema_py_generated as schema_fb
 from tensorflow_lite_support.metadata.python import metadata
+from tensorflow_lite_support.metadata.python.metadata_writers import bert_nl_classifier
 from tensorflow_lite_support.metadata.python.metadata_writers import metadata_info
 from tensorflow_lite_support.metadata.python.metadata_writers import metadata_writer
 from tensorflow_lite_support.metadata.python.metadata_writers import writer_utils
 
-TASKS = ("question_answerer",)
+# Each task's command line length (with the program and the task).
+_ARGUMENTS = {"question_answerer": 5, "text_classifier": 6}
+TASKS = tuple(_ARGUMENTS)
 
 
 def signature_tensor_names(model_buffer, key="serving_default"):
@@ -94,14 +104,34 @@ def question_answerer_metadata(model_buffer: bytes, vocab_file: str) -> bytes:
   return bytes(writer.populate())
 
 
+def text_classifier_metadata(model_buffer: bytes, vocab_file: str,
+                             labels_file: str) -> bytes:
+  """The model with `TextClassifier`'s metadata, vocabulary and labels."""
+  model_buffer = bytearray(model_buffer)
+  inputs, outputs = signature_tensor_names(model_buffer)
+  if list(outputs) != ["probabilities"]:
+    raise ValueError(f"a text classifier has one output, probabilities; "
+                     f"this model has {sorted(outputs)}")
+  writer = bert_nl_classifier.MetadataWriter.create_for_inference(
+      model_buffer, metadata_info.BertTokenizerMd(vocab_file), [labels_file],
+      ids_name=inputs["input_word_ids"], mask_name=inputs["input_mask"],
+      segment_name=inputs["input_type_ids"])
+  return bytes(writer.populate())
+
+
 def main(argv) -> int:
-  if len(argv) != 5 or argv[1] not in TASKS:
-    print(f"usage: {argv[0]} {{{','.join(TASKS)}}} IN.tflite VOCAB "
-          "OUT.tflite", file=sys.stderr)
+  if len(argv) < 2 or _ARGUMENTS.get(argv[1]) != len(argv):
+    print(f"usage: {argv[0]} question_answerer IN.tflite VOCAB OUT.tflite | "
+          "text_classifier IN.tflite VOCAB OUT.tflite LABELS",
+          file=sys.stderr)
     return 2
-  _, _, source, vocab_file, target = argv
+  task, source, vocab_file, target = argv[1:5]
   with open(source, "rb") as f:
-    written = question_answerer_metadata(f.read(), vocab_file)
+    model = f.read()
+  if task == "text_classifier":
+    written = text_classifier_metadata(model, vocab_file, argv[5])
+  else:
+    written = question_answerer_metadata(model, vocab_file)
   with open(target, "wb") as f:
     f.write(written)
   print(metadata.MetadataDisplayer.with_model_buffer(

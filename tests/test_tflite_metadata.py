@@ -1,12 +1,14 @@
-"""`python -m export.tflite_metadata`: the Task Library runs our QA model.
+"""`python -m export.tflite_metadata`: on-device clients run our models.
 
 The metadata is written by tflite-support's writers in their own venv
-(`.venv-tflite-support`, made by `make test`), and the real client, the
-TFLite Task Library's `BertQuestionAnswerer`, answers raw-text questions
-with the model there. Its answers are checked against this project's own
-TFLite path (`qa.prepare_qa_inputs` + LiteRT + `qa.extract_answers`) on
-contexts of one window, with `BertQuestionAnswerer`'s candidate limits
-(5 best starts and ends, answers of up to 32 word pieces).
+(`.venv-tflite-support`, made by `make test`), and the real clients run
+the models from raw text in theirs: the TFLite Task Library's
+`BertQuestionAnswerer` (in `.venv-tflite-support`) and MediaPipe Tasks'
+`TextClassifier` (in `.venv-mediapipe`). Their results are checked against
+this project's own TFLite path: `qa.prepare_qa_inputs` + LiteRT +
+`qa.extract_answers` on contexts of one window, with
+`BertQuestionAnswerer`'s candidate limits (5 best starts and ends, answers
+of up to 32 word pieces); the preprocessor + LiteRT for the classifier.
 """
 
 import contextlib
@@ -20,7 +22,9 @@ import numpy as np
 import pytest
 import tf_keras
 
+from export import classifier_tflite
 from export import qa_tflite
+from export import tflite_convert
 from export import tflite_metadata
 from export import tflite_verify
 from mobilebert_tf import MobileBertConfig
@@ -42,6 +46,27 @@ PAIRS = [
      "what was written ?"),
 ]
 WRITER_PYTHON = os.path.join(tflite_metadata.WRITER_VENV, "bin", "python")
+MEDIAPIPE_PYTHON = os.path.join(workspace.REPO, ".venv-mediapipe", "bin",
+                                "python")
+LABELS = ("negative", "neutral", "positive")
+SENTENCES = ["ada wrote the letter in a cafe in paris .",
+             "the boat sailed across the river , it was written in london .",
+             "who wrote it ? ada lovelace , by the river ."]
+MEDIAPIPE_CLIENT = r"""
+import json, sys
+from mediapipe.tasks import python as mp_python
+from mediapipe.tasks.python import text
+options = text.TextClassifierOptions(
+    base_options=mp_python.BaseOptions(model_asset_path=sys.argv[1]),
+    max_results=-1)
+out = []
+with text.TextClassifier.create_from_options(options) as classifier:
+  for sentence in json.loads(sys.argv[2]):
+    head = classifier.classify(sentence).classifications[0]
+    out.append(sorted([c.index, c.category_name, c.score]
+                      for c in head.categories))
+print(json.dumps(out))
+"""
 # BertQuestionAnswerer (tflite-support 0.4.4): the 5 best start and end
 # logits, answers of up to 32 word pieces.
 CLIENT = r"""
@@ -144,7 +169,7 @@ def test_the_metadata_leaves_the_graph_alone(qa_model):
   assert len(written) > len(model)
   assert b"vocab.txt" in written and b"vocab.txt" not in model
   probe = {k: np.asarray(v) for k, v in
-           tflite_metadata._probe_inputs().items()}  # pylint: disable=protected-access
+           tflite_metadata._probe_inputs(384).items()}  # pylint: disable=protected-access
   before = tflite_verify.run_tflite(model, [probe],
                                     output_names=qa_tflite.QA_OUTPUTS)
   after = tflite_verify.run_tflite(written, [probe],
@@ -163,8 +188,8 @@ def test_refusals_exit_2_with_one_line_and_write_nothing(qa_model, tmp_path):
       ([f"--tflite_file={qa_model['tflite']}",
         f"--writer_python={tmp_path / 'none'}"],
        r"make \.venv-tflite-support/\.done"),
-      ([f"--tflite_file={qa_model['tflite']}", "--task=text_classifier"],
-       r"--task must be one of question_answerer"),
+      ([f"--tflite_file={qa_model['tflite']}", "--task=text_embedder"],
+       r"--task must be one of question_answerer, text_classifier"),
       ([f"--tflite_file={tmp_path / 'missing.tflite'}"], r"does not exist"),
   ]
   for args, message in cases:
@@ -196,3 +221,91 @@ def test_writer_failure_exits_1_and_writes_nothing(qa_model, tmp_path):
                        f"--output={output}", f"--writer_python={fake}")
   assert code == 1, err
   assert "ImportError: no tflite_support" in err and not output.exists()
+
+
+# === MediaPipe Tasks' TextClassifier ===
+
+
+@pytest.fixture(scope="module")
+def classifier_models(qa_model):
+  """A random tiny 3-class classifier as float32 and full-int8 TFLite."""
+  directory = qa_model["directory"]
+  vocab_file = qa_model["vocab_file"]
+  config = MobileBertConfig(**dict(
+      helpers.TINY_CONFIG, vocab_size=len(preprocessing.read_vocab(
+          vocab_file)), attention_probs_dropout_prob=0.0,
+      initializer_range=0.5))
+  tf_keras.utils.set_random_seed(5)
+  classifier = heads.MobileBertForSequenceClassification(
+      build_encoder(config), num_classes=len(LABELS), classifier_dropout=0.0)
+  preprocessor = preprocessing.build_preprocessor(vocab_file,
+                                                  do_lower_case=True)
+  inputs = tflite_convert.text_inputs(preprocessor, SENTENCES * 3, 32)
+  calibration = tflite_convert.split_rows(inputs, 1)
+  paths = dict(labels=str(directory / "labels.txt"))
+  (directory / "labels.txt").write_text("".join(l + "\n" for l in LABELS))
+  for quantization in ("none", "int8"):
+    paths[quantization] = str(directory / f"classifier_{quantization}.tflite")
+    with open(paths[quantization], "wb") as f:
+      f.write(classifier_tflite.convert_classifier(
+          classifier, config, 32, quantization,
+          calibration if quantization == "int8" else None))
+  paths["inputs"] = tflite_convert.text_inputs(preprocessor, SENTENCES, 32)
+  return paths
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_mediapipe_classifies_raw_text_as_our_tflite_path(
+    classifier_models, qa_model, tmp_path, quantization):
+  output = str(tmp_path / "classifier_with_metadata.tflite")
+  code, out, err = _main("--task=text_classifier",
+                         f"--tflite_file={classifier_models[quantization]}",
+                         f"--vocab_file={qa_model['vocab_file']}",
+                         f"--labels_file={classifier_models['labels']}",
+                         f"--output={output}")
+  assert code == 0, err
+  assert "vocabulary and the labels packed in" in out
+  client = subprocess.run(
+      [MEDIAPIPE_PYTHON, "-c", MEDIAPIPE_CLIENT, output,
+       json.dumps(SENTENCES)],
+      capture_output=True, text=True, timeout=120, check=False)
+  assert client.returncode == 0, client.stderr[-3000:]
+  theirs = json.loads(client.stdout)
+  inputs = classifier_models["inputs"]
+  with open(classifier_models[quantization], "rb") as f:
+    ours = tflite_verify.run_tflite(
+        f.read(), tflite_convert.split_rows(inputs, 1),
+        output_names=classifier_tflite.CLASSIFIER_OUTPUTS)["probabilities"]
+  assert ours.std() > 0.01  # the three sentences get different scores
+  for row, categories in enumerate(theirs):
+    assert [c[:2] for c in categories] == [[i, l] for i, l in
+                                           enumerate(LABELS)]
+    # MediaPipe tokenizes the raw text as our preprocessor does (ASCII)
+    # and runs the same graph.
+    np.testing.assert_allclose([c[2] for c in categories], ours[row],
+                               atol=1e-6)
+
+
+def test_classifier_metadata_refusals(classifier_models, qa_model,
+                                      tmp_path):
+  output = tmp_path / "out.tflite"
+  two = tmp_path / "two.txt"
+  two.write_text("bad\ngood\n")
+  blank = tmp_path / "blank.txt"
+  blank.write_text("a\n\nb\n")
+  model = f"--tflite_file={classifier_models['none']}"
+  cases = [
+      ([model, f"--labels_file={two}"], r"has 2 labels, the model 3 classes"),
+      ([model, f"--labels_file={blank}"], r"line 2 is blank"),
+      ([model], r"--labels_file is for --task=text_classifier, which needs"),
+      ([f"--tflite_file={qa_model['tflite']}",
+        f"--labels_file={classifier_models['labels']}"],
+       r"a text_classifier takes .* returns \['probabilities'\]"),
+  ]
+  for args, message in cases:
+    code, _, err = _main("--task=text_classifier", *args,
+                         f"--vocab_file={qa_model['vocab_file']}",
+                         f"--output={output}")
+    assert code == 2 and len(err.strip().splitlines()) == 1, (args, err)
+    assert re.search(message, err), (args, err)
+    assert not output.exists()
