@@ -209,7 +209,8 @@ def rebuild_without_checks(model, config, make_head):
 
 def convert(source: EncoderSource, quantization: str = "none",
             seq_length: int = 128, batch_size: int = 1,
-            representative_batches: Optional[Iterable[dict]] = None) -> bytes:
+            representative_batches: Optional[Iterable[dict]] = None,
+            output_names: Sequence[str] = TFLITE_OUTPUTS) -> bytes:
   """Converts the rebuilt encoder to a fixed-shape TFLite flatbuffer.
 
   Args:
@@ -219,15 +220,21 @@ def convert(source: EncoderSource, quantization: str = "none",
     batch_size: int. Defaults to 1.
     representative_batches: for "int8": dicts of int32
       `[batch_size, seq_length]` encoder inputs of real text.
+    output_names: the outputs kept, of `TFLITE_OUTPUTS` (`pooled_output`
+      alone: a text embedder). Defaults to both.
 
   Returns:
     The `.tflite` model bytes, with signature `serving_default`:
-    `ENCODER_INPUTS` int32 `[batch_size, seq_length]` -> `TFLITE_OUTPUTS`.
+    `ENCODER_INPUTS` int32 `[batch_size, seq_length]` -> `output_names`.
 
   Raises:
     ConversionError: a bad option.
   """
-  return convert_model(source.rebuilt.export_model, TFLITE_OUTPUTS,
+  unknown = sorted(set(output_names) - set(TFLITE_OUTPUTS))
+  if unknown or not output_names:
+    raise ConversionError(f"outputs must be some of {TFLITE_OUTPUTS}. "
+                          f"Received: {list(output_names)}")
+  return convert_model(source.rebuilt.export_model, tuple(output_names),
                        quantization, seq_length, batch_size,
                        representative_batches)
 

@@ -16,7 +16,7 @@ Example:
 import dataclasses
 import os
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -53,6 +53,7 @@ class TfliteReport:
   quantization: str
   batch_size: int
   seq_length: int
+  outputs: Tuple[str, ...]
   size_bytes: int
   num_ops: int
   seconds: float
@@ -69,9 +70,9 @@ class TfliteReport:
         "s.",
         f"  signature serving_default: {', '.join(ENCODER_INPUTS)} int32 "
         f"[{self.batch_size}, {self.seq_length}] -> "
-        f"{', '.join(TFLITE_OUTPUTS)}",
+        f"{', '.join(self.outputs)}",
         f"  agreement with the SavedModel on {a.num_examples} probe sequences "
-        f"({a.probe}): sequence_output cosine {a.cosine:.6f} (min "
+        f"({a.probe}): {a.compared} cosine {a.cosine:.6f} (min "
         f"{self.min_cosine}), relative error {a.relative_error:.2e} (max "
         f"{self.max_relative_error:g}); pooled_output relative error "
         f"{a.pooled_relative_error:.2e}"])
@@ -118,6 +119,7 @@ def export_tflite(saved_model_dir: str, output: str,
                   min_cosine: Optional[float] = None,
                   max_relative_error: Optional[float] = None,
                   overwrite: bool = False, verify: bool = True,
+                  outputs: Sequence[str] = TFLITE_OUTPUTS,
                   source: Optional[tflite_convert.EncoderSource] = None,
                   preprocessor=None,
                   log: Callable[[str], None] = lambda line: None
@@ -141,6 +143,9 @@ def export_tflite(saved_model_dir: str, output: str,
     overwrite: bool. Replace an existing `output`. Defaults to False.
     verify: bool. Fail unless the model passes the thresholds. Defaults to
       True. (The agreement is measured and reported either way.)
+    outputs: the outputs the model returns, of `TFLITE_OUTPUTS`;
+      `("pooled_output",)` makes a text embedder (MediaPipe's
+      `TextEmbedder`), checked on `pooled_output`. Defaults to both.
     source: an already loaded `tflite_convert.EncoderSource` of
       `saved_model_dir`.
     preprocessor: an already loaded preprocessor (instead of
@@ -165,6 +170,10 @@ def export_tflite(saved_model_dir: str, output: str,
                           f"Received: {quantization!r}")
   _check_positive(seq_length=seq_length, batch_size=batch_size,
                   num_calibration_examples=num_calibration_examples)
+  if not outputs or set(outputs) - set(TFLITE_OUTPUTS):
+    raise ConversionError(f"--outputs must be some of "
+                          f"{', '.join(TFLITE_OUTPUTS)}. Received: "
+                          f"{', '.join(outputs) or 'none'}")
   output = files.check_target(output, overwrite)
   if not os.path.isdir(os.path.dirname(output)):
     raise FileNotFoundError(
@@ -218,18 +227,18 @@ def export_tflite(saved_model_dir: str, output: str,
   log(f"Converting to TFLite ({DESCRIPTIONS[quantization]}, "
       f"[{batch_size}, {seq_length}])")
   model = tflite_convert.convert(source, quantization, seq_length, batch_size,
-                                 calibration)
+                                 calibration, output_names=outputs)
   threshold = tflite_verify.THRESHOLDS[quantization]
   min_cosine = threshold.min_cosine if min_cosine is None else min_cosine
   max_relative_error = (threshold.max_relative_error
                         if max_relative_error is None else max_relative_error)
   result = tflite_verify.agreement(
-      tflite_verify.run_tflite(model, probe),
+      tflite_verify.run_tflite(model, probe, output_names=outputs),
       tflite_verify.savedmodel_outputs(source.serving, probe),
       np.concatenate([b["input_mask"] for b in probe]), probe_kind)
   report = TfliteReport(
       output=output, quantization=quantization, batch_size=batch_size,
-      seq_length=seq_length, size_bytes=len(model),
+      seq_length=seq_length, outputs=tuple(outputs), size_bytes=len(model),
       num_ops=_compat.tflite_op_count(model), seconds=0.0, agreement=result,
       min_cosine=min_cosine, max_relative_error=max_relative_error)
   if not np.isfinite(result.relative_error):
@@ -237,7 +246,7 @@ def export_tflite(saved_model_dir: str, output: str,
   if verify and not result.passes(min_cosine, max_relative_error):
     raise VerificationError(
         f"the {DESCRIPTIONS[quantization]} TFLite model disagrees with the "
-        f"SavedModel: sequence_output cosine {result.cosine:.6f} (min "
+        f"SavedModel: {result.compared} cosine {result.cosine:.6f} (min "
         f"{min_cosine}), relative error {result.relative_error:.3e} (max "
         f"{max_relative_error:g}) on {result.num_examples} probe sequences.")
   files.write_bytes(output, model, overwrite=overwrite)

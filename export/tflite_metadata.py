@@ -8,9 +8,12 @@ Usage:
   python -m export.tflite_metadata --task=text_classifier \
     --tflite_file=classifier.tflite --vocab_file=vocab.txt \
     --labels_file=labels.txt --output=classifier_with_metadata.tflite
+  python -m export.tflite_metadata --task=text_embedder \
+    --tflite_file=embedder.tflite --vocab_file=vocab.txt \
+    --output=embedder_with_metadata.tflite
 
-Both write a BERT tokenizer process unit with the vocabulary packed into
-the model and name the inputs `ids`, `mask`, `segment_ids`, so that the
+Each writes a BERT tokenizer process unit with the vocabulary packed into
+the model and names the inputs `ids`, `mask`, `segment_ids`, so that the
 client takes raw text:
 
 `question_answerer`: the TFLite QA model of `python -m training.run_squad
@@ -38,7 +41,13 @@ order, as run_classifier logs them) packed in, for MediaPipe Tasks'
           model_asset_path="classifier_with_metadata.tflite")))
   classifier.classify("a raw sentence").classifications[0].categories
 
-Both clients lower-case ASCII letters only and do not strip accents (this
+`text_embedder`: the encoder TFLite model of `python -m export.to_tflite
+... --outputs=pooled_output`, output `pooled_output`, for MediaPipe Tasks'
+`TextEmbedder` (`text.TextEmbedder...embed("a raw sentence")
+.embeddings[0].embedding`, the pooled output itself unless its options
+ask for L2 normalization or quantization).
+
+The clients lower-case ASCII letters only and do not strip accents (this
 project's tokenizer does both): a cased model is refused, and non-ASCII
 text should be normalized by the app.
 
@@ -72,21 +81,24 @@ from mobilebert_tf import cli
 from mobilebert_tf import files
 
 _PROGRAM = "python -m export.tflite_metadata"
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 WRITER_VENV = os.path.join(_REPO, ".venv-tflite-support")
-TASKS = ("question_answerer", "text_classifier")
+TASKS = ("question_answerer", "text_classifier", "text_embedder")
 # What tflite-support 0.4.4's BertQuestionAnswerer hard-codes.
 QUESTION_ANSWERER_SEQ_LENGTH = 384
 _INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 # Each task's outputs, and the metadata names its client finds them by.
 _OUTPUTS = {"question_answerer": ("start_logits", "end_logits"),
-            "text_classifier": ("probabilities",)}
+            "text_classifier": ("probabilities",),
+            "text_embedder": ("pooled_output",)}
 _METADATA_OUTPUTS = {"question_answerer": {"start_logits", "end_logits"},
-                     "text_classifier": {"probability"}}
+                     "text_classifier": {"probability"},
+                     "text_embedder": {"embedding"}}
 _METADATA_INPUTS = {"ids", "mask", "segment_ids"}
 _TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 _SOURCES = {"question_answerer": "run_squad's --tflite_file",
-            "text_classifier": "run_classifier's --tflite_file"}
+            "text_classifier": "run_classifier's --tflite_file",
+            "text_embedder": "export.to_tflite --outputs=pooled_output"}
 
 
 class MetadataError(ValueError):
@@ -255,8 +267,9 @@ def _define_flags() -> flags.FlagValues:
   define = dict(flag_values=values)
   flags.DEFINE_string("task", "question_answerer", "The client's task: "
                       "question_answerer (the Task Library's "
-                      "BertQuestionAnswerer) or text_classifier (MediaPipe "
-                      "Tasks' TextClassifier).", **define)
+                      "BertQuestionAnswerer), text_classifier or "
+                      "text_embedder (MediaPipe Tasks' TextClassifier, "
+                      "TextEmbedder).", **define)
   flags.DEFINE_string("tflite_file", None, "The TFLite model (run_squad's "
                       "or run_classifier's --tflite_file).", **define)
   flags.DEFINE_string("labels_file", None, "With --task=text_classifier: "
@@ -278,7 +291,7 @@ def _define_flags() -> flags.FlagValues:
 
 
 def _usage(values: flags.FlagValues) -> str:
-  return (f"Usage: {_PROGRAM} --task={{question_answerer,text_classifier}} "
+  return (f"Usage: {_PROGRAM} --task={{{','.join(TASKS)}}} "
           "--tflite_file=model.tflite --vocab_file=vocab.txt "
           "[--labels_file=labels.txt] --output=model_with_metadata.tflite "
           "[--overwrite]\n\n" + __doc__.split("\n\n", 3)[3].split(
@@ -301,7 +314,7 @@ def main(argv: Sequence[str]) -> int:
     if not values.do_lower_case:
       raise cli.UsageError(
           "--do_lower_case=false: the clients lower-case every text "
-          "(BertQuestionAnswerer and TextClassifier alike), so they cannot "
+          "(BertQuestionAnswerer, TextClassifier, TextEmbedder), so they cannot "
           "run a cased model")
     if not os.path.isfile(values.writer_python):
       raise cli.UsageError(

@@ -13,6 +13,10 @@ the Task Library's `BertNLClassifier`) reads: the same tokenizer unit and
 input names, and the one output `probabilities` with the label file packed
 in as its axis labels, by tflite-support's `bert_nl_classifier` writer.
 
+`text_embedder` metadata is what MediaPipe Tasks' `TextEmbedder` reads: the
+tokenizer unit and input names, and the one output `pooled_output` as the
+feature vector `embedding`.
+
 `question_answerer` metadata is what the Task Library's
 `BertQuestionAnswerer` reads: a BERT tokenizer process unit with the
 vocabulary packed into the model, the input tensors named `ids`, `mask`,
@@ -41,7 +45,8 @@ from tensorflow_lite_support.metadata.python.metadata_writers import metadata_wr
 from tensorflow_lite_support.metadata.python.metadata_writers import writer_utils
 
 # Each task's command line length (with the program and the task).
-_ARGUMENTS = {"question_answerer": 5, "text_classifier": 6}
+_ARGUMENTS = {"question_answerer": 5, "text_classifier": 6,
+              "text_embedder": 5}
 TASKS = tuple(_ARGUMENTS)
 
 
@@ -119,10 +124,39 @@ def text_classifier_metadata(model_buffer: bytes, vocab_file: str,
   return bytes(writer.populate())
 
 
+def text_embedder_metadata(model_buffer: bytes, vocab_file: str) -> bytes:
+  """The model with `TextEmbedder`'s metadata and the vocabulary."""
+  model_buffer = bytearray(model_buffer)
+  inputs, outputs = signature_tensor_names(model_buffer)
+  if list(outputs) != ["pooled_output"]:
+    raise ValueError(f"a text embedder has one output, pooled_output; this "
+                     f"model has {sorted(outputs)}")
+  input_md = metadata_info.BertInputTensorsMd(
+      model_buffer, ids_name=inputs["input_word_ids"],
+      mask_name=inputs["input_mask"], segment_name=inputs["input_type_ids"],
+      tokenizer_md=metadata_info.BertTokenizerMd(vocab_file))
+  output_md = metadata_info.TensorMd(
+      name="embedding", tensor_name=outputs["pooled_output"],
+      description="The encoder's pooled output ([CLS] vector) of the text.")
+  general_md = metadata_info.GeneralMd(
+      name="MobileBERT text embedder",
+      description="Embeds a text as the encoder's pooled output.",
+      version="1", author="mobilebert_tf")
+  writer = metadata_writer.MetadataWriter.create_from_metadata(
+      model_buffer,
+      model_metadata=general_md.create_metadata(),
+      input_metadata=input_md.create_input_tesnor_metadata(),  # (sic)
+      output_metadata=[output_md.create_metadata()],
+      associated_files=input_md.get_tokenizer_associated_files(),
+      input_process_units=input_md.create_input_process_unit_metadata())
+  return bytes(writer.populate())
+
+
 def main(argv) -> int:
   if len(argv) < 2 or _ARGUMENTS.get(argv[1]) != len(argv):
-    print(f"usage: {argv[0]} question_answerer IN.tflite VOCAB OUT.tflite | "
-          "text_classifier IN.tflite VOCAB OUT.tflite LABELS",
+    print(f"usage: {argv[0]} (question_answerer|text_embedder) IN.tflite "
+          "VOCAB OUT.tflite | text_classifier IN.tflite VOCAB OUT.tflite "
+          "LABELS",
           file=sys.stderr)
     return 2
   task, source, vocab_file, target = argv[1:5]
@@ -130,6 +164,8 @@ def main(argv) -> int:
     model = f.read()
   if task == "text_classifier":
     written = text_classifier_metadata(model, vocab_file, argv[5])
+  elif task == "text_embedder":
+    written = text_embedder_metadata(model, vocab_file)
   else:
     written = question_answerer_metadata(model, vocab_file)
   with open(target, "wb") as f:

@@ -68,12 +68,14 @@ THRESHOLDS = {
 
 @dataclasses.dataclass
 class Agreement:
-  """`sequence_output` of the TFLite model against the SavedModel's."""
+  """An output of the TFLite model against the SavedModel's: `compared`,
+  `sequence_output` unless the model returns `pooled_output` alone."""
   cosine: float
   relative_error: float
   pooled_relative_error: float
   num_examples: int
   probe: str  # "text" or "random ids"
+  compared: str = "sequence_output"
 
   def passes(self, min_cosine: float, max_relative_error: float) -> bool:
     return bool(self.cosine >= min_cosine and
@@ -133,14 +135,22 @@ def agreement(values, references, input_mask, probe: str) -> Agreement:
   """Cosine similarity and relative errors of TFLite outputs vs references.
 
   `sequence_output` is compared at the real tokens (`input_mask` 1) only:
-  outputs at padding are meaningless.
+  outputs at padding are meaningless. Without it (a text embedder's model),
+  `pooled_output` is.
   """
+  pooled = numerics.relative_error(values["pooled_output"],
+                                   references["pooled_output"])
+  if "sequence_output" not in values:
+    a, b = values["pooled_output"], references["pooled_output"]
+    return Agreement(
+        cosine=numerics.cosine_similarity(a, b), relative_error=pooled,
+        pooled_relative_error=pooled, num_examples=len(a), probe=probe,
+        compared="pooled_output")
   real = np.asarray(input_mask) > 0
   a = np.asarray(values["sequence_output"])[real]
   b = np.asarray(references["sequence_output"])[real]
   return Agreement(
       cosine=numerics.cosine_similarity(a, b),
       relative_error=numerics.relative_error(a, b),
-      pooled_relative_error=numerics.relative_error(
-          values["pooled_output"], references["pooled_output"]),
+      pooled_relative_error=pooled,
       num_examples=len(values["sequence_output"]), probe=probe)

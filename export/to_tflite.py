@@ -18,6 +18,10 @@ signature, `serving_default`:
   outputs: sequence_output  float32 [batch_size, seq_length, hidden_size]
            pooled_output    float32 [batch_size, hidden_size]
 
+or only those of `--outputs` (`--outputs=pooled_output`: a text embedder,
+for MediaPipe's `TextEmbedder` after `export.tflite_metadata
+--task=text_embedder`; then pooled_output is what the check compares).
+
 Quantizations (`--quantization`):
 
 * `none`: float32.
@@ -70,6 +74,7 @@ from absl import flags
 from export import tflite_export
 from export import tflite_verify
 from export.tflite_convert import QUANTIZATIONS
+from export.tflite_convert import TFLITE_OUTPUTS
 from mobilebert_tf import cli
 
 _PROGRAM = "python -m export.to_tflite"
@@ -89,6 +94,10 @@ def _define_flags() -> flags.FlagValues:
       flag_values=values)
   flags.DEFINE_integer("seq_length", 128, "Fixed sequence length.",
                        flag_values=values)
+  flags.DEFINE_list("outputs", list(TFLITE_OUTPUTS), "The outputs the model "
+                    "returns (comma-separated); pooled_output alone makes a "
+                    "text embedder (export.tflite_metadata "
+                    "--task=text_embedder).", flag_values=values)
   flags.DEFINE_integer("batch_size", 1, "Fixed batch size.",
                        flag_values=values)
   flags.DEFINE_string(
@@ -179,7 +188,7 @@ def main(argv: Sequence[str]) -> int:
         num_calibration_examples=values.num_calibration_examples,
         min_cosine=values.min_cosine,
         max_relative_error=values.max_relative_error,
-        overwrite=values.overwrite, log=_progress)
+        overwrite=values.overwrite, outputs=values.outputs, log=_progress)
   except tflite_verify.VerificationError as e:
     return _error(f"verification failed, nothing written: {cli.first_line(e)}",
                   code=1)

@@ -263,7 +263,7 @@ def test_verification_failure_writes_nothing(exported, capsys):
 @pytest.mark.parametrize("case", [
     "not_an_encoder", "no_savedmodel", "missing_text", "int8_without_text",
     "bad_quantization", "output_exists", "seq_too_long", "unknown_flag",
-    "missing_output"])
+    "missing_output", "unknown_output"])
 def test_bad_input_exits_2_with_one_line(exported, converted, case, capsys):
   fresh = str(exported.root / f"bad_{case}.tflite")
   argv = {
@@ -282,6 +282,7 @@ def test_bad_input_exits_2_with_one_line(exported, converted, case, capsys):
       "unknown_flag": _cli(exported, fresh, "--quantisation=dynamic"),
       "missing_output": ["to_tflite",
                          f"--saved_model_dir={exported.encoder_dir}"],
+      "unknown_output": _cli(exported, fresh, "--outputs=pooled,logits"),
   }[case]
   assert to_tflite.main(argv) == 2
   err = capsys.readouterr().err.strip().splitlines()
@@ -298,6 +299,8 @@ def test_bad_input_exits_2_with_one_line(exported, converted, case, capsys):
       "seq_too_long": "max_position_embeddings (32)",
       "unknown_flag": "quantisation",
       "missing_output": "--output is required",
+      "unknown_output": "--outputs must be some of sequence_output, "
+                        "pooled_output. Received: pooled, logits",
   }[case]
   assert expected in err[0]
 

@@ -4,7 +4,7 @@ The metadata is written by tflite-support's writers in their own venv
 (`.venv-tflite-support`, made by `make test`), and the real clients run
 the models from raw text in theirs: the TFLite Task Library's
 `BertQuestionAnswerer` (in `.venv-tflite-support`) and MediaPipe Tasks'
-`TextClassifier` (in `.venv-mediapipe`). Their results are checked against
+`TextClassifier` and `TextEmbedder` (in `.venv-mediapipe`). Their results are checked against
 this project's own TFLite path: `qa.prepare_qa_inputs` + LiteRT +
 `qa.extract_answers` on contexts of one window, with
 `BertQuestionAnswerer`'s candidate limits (5 best starts and ends, answers
@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import pytest
 import tf_keras
@@ -34,6 +35,7 @@ from mobilebert_tf import qa
 from mobilebert_tf.encoder import build_encoder
 from tests import helpers
 from tests import workspace
+from training import tsv
 
 WORDS = ("who what where wrote the letter was written by ada lovelace in a "
          "cafe paris london it . ? , river boat sailed across").split()
@@ -188,8 +190,12 @@ def test_refusals_exit_2_with_one_line_and_write_nothing(qa_model, tmp_path):
       ([f"--tflite_file={qa_model['tflite']}",
         f"--writer_python={tmp_path / 'none'}"],
        r"make \.venv-tflite-support/\.done"),
+      ([f"--tflite_file={qa_model['tflite']}", "--task=image_classifier"],
+       r"--task must be one of question_answerer, text_classifier, "
+       r"text_embedder"),
       ([f"--tflite_file={qa_model['tflite']}", "--task=text_embedder"],
-       r"--task must be one of question_answerer, text_classifier"),
+       r"a text_embedder takes .* returns \['pooled_output'\] "
+       r"\(export.to_tflite --outputs=pooled_output\)"),
       ([f"--tflite_file={tmp_path / 'missing.tflite'}"], r"does not exist"),
   ]
   for args, message in cases:
@@ -309,3 +315,49 @@ def test_classifier_metadata_refusals(classifier_models, qa_model,
     assert code == 2 and len(err.strip().splitlines()) == 1, (args, err)
     assert re.search(message, err), (args, err)
     assert not output.exists()
+
+
+# === MediaPipe Tasks' TextEmbedder ===
+
+MEDIAPIPE_EMBEDDER = r"""
+import json, sys
+from mediapipe.tasks import python as mp_python
+from mediapipe.tasks.python import text
+options = text.TextEmbedderOptions(
+    base_options=mp_python.BaseOptions(model_asset_path=sys.argv[1]))
+with text.TextEmbedder.create_from_options(options) as embedder:
+  print(json.dumps([embedder.embed(s).embeddings[0].embedding.tolist()
+                    for s in json.loads(sys.argv[2])]))
+"""
+
+
+def test_mediapipe_embeds_raw_text_as_our_tflite_encoder(workspace_dir):
+  # Both commands in fresh processes, as a user runs them.
+  workspace.run("python -m export.to_tflite --saved_model_dir=DIR/encoder "
+                "--output=embedder.tflite --outputs=pooled_output "
+                "--seq_length=32 --overwrite", cwd=workspace_dir)
+  workspace.run("python -m export.tflite_metadata --task=text_embedder "
+                "--tflite_file=embedder.tflite --vocab_file=vocab.txt "
+                "--output=embedder_with_metadata.tflite --overwrite",
+                cwd=workspace_dir)
+  sentences = tsv.read_tsv(os.path.join(workspace_dir, "dev.tsv")).texts[0][:4]
+  client = subprocess.run(
+      [MEDIAPIPE_PYTHON, "-c", MEDIAPIPE_EMBEDDER,
+       os.path.join(workspace_dir, "embedder_with_metadata.tflite"),
+       json.dumps(sentences)],
+      capture_output=True, text=True, timeout=120, check=False)
+  assert client.returncode == 0, client.stderr[-3000:]
+  theirs = np.asarray(json.loads(client.stdout))
+  with open(os.path.join(workspace_dir, "embedder.tflite"), "rb") as f:
+    flatbuffer = f.read()
+  runner = Interpreter(model_content=flatbuffer).get_signature_runner(
+      "serving_default")
+  assert list(runner.get_output_details()) == ["pooled_output"]
+  preprocessor = preprocessing.build_preprocessor(
+      os.path.join(workspace_dir, "vocab.txt"), do_lower_case=True)
+  inputs = tflite_convert.text_inputs(preprocessor, sentences, 32)
+  ours = tflite_verify.run_tflite(
+      flatbuffer, tflite_convert.split_rows(inputs, 1),
+      output_names=("pooled_output",))["pooled_output"]
+  assert theirs.shape == ours.shape and np.abs(ours).max() > 0
+  np.testing.assert_allclose(theirs, ours, atol=1e-5)
