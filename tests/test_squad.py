@@ -443,6 +443,42 @@ def test_cli_killed_mid_training_resumes_to_the_same_weights(
   assert not different, different[:5]
 
 
+def test_cli_fine_tunes_quantization_aware(tmp_path, vocab_file, tiny_config,
+                                           capsys):
+  train = _synthetic_squad(tmp_path / "train.json", 24, seed=1)
+  out = tmp_path / "out"
+  code = run_squad.main([
+      "run_squad", f"--bert_config_file={tiny_config}",
+      f"--vocab_file={vocab_file}", "--do_train", f"--train_file={train}",
+      "--do_predict", f"--predict_file={train}", f"--output_dir={out}",
+      "--max_seq_length=32", "--max_query_length=8", "--doc_stride=8",
+      "--train_batch_size=8", "--num_train_epochs=1", "--learning_rate=1e-3",
+      "--steps_per_loop=4", "--quantization_aware",
+      f"--tflite_file={tmp_path / 'qa.tflite'}"])
+  captured = capsys.readouterr()
+  assert code == 0, captured.err[-3000:]
+  assert "LiteRT answers" in captured.out  # the export check passed
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out)))
+  ranges = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if "quantizers" in k and k.startswith("model/")}
+  # The ranges are saved with the model and moved from their [-6, 6] start.
+  assert ranges and any(abs(float(v)) != 6.0 for v in ranges.values()), (
+      sorted(ranges)[:5])
+  assert (out / "predictions.json").exists()
+
+
+def test_cli_refuses_quantization_aware_training_of_a_hub_module(
+    tmp_path, vocab_file, capsys):
+  code = run_squad.main([
+      "run_squad", f"--hub_module={tmp_path}", f"--vocab_file={vocab_file}",
+      "--do_predict", f"--predict_file={tmp_path / 'x.json'}",
+      f"--output_dir={tmp_path / 'out'}", "--quantization_aware",
+      "--max_seq_length=32", "--max_query_length=8", "--doc_stride=8"])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1, err
+  assert "--quantization_aware needs --bert_config_file" in err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--doc_stride=21"], "--doc_stride=21 must be smaller than the 21"),
     (["--predict_file=MISSING.json"], "--predict_file: MISSING.json does "

@@ -127,6 +127,12 @@ def _define_flags() -> flags.FlagValues:
                       **define)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir "
                        "or --tflite_file.", **define)
+  flags.DEFINE_boolean("quantization_aware", False, "With "
+                       "--bert_config_file: quantization-aware training "
+                       "(8-bit fake quantization as the original's QAT; "
+                       "relu becomes relu6, the mask rule "
+                       "quantization_friendly): see docs/tflite.md.",
+                       **define)
   flags.DEFINE_integer("seed", 12345, "Seed of the head's initialization "
                        "and the shuffle.", **define)
   return pretrain.define_loop_flags(values)
@@ -160,6 +166,10 @@ def check_flags(values) -> None:
     raise InputError("--tflite_file needs --bert_config_file: the model is "
                      "rebuilt from its config for TFLite, which a "
                      "--hub_module has not")
+  if values.hub_module and values.quantization_aware:
+    raise InputError("--quantization_aware needs --bert_config_file: a "
+                     "--hub_module's graph cannot take fake-quantization "
+                     "ops")
   if values.hub_module and values.init_checkpoint:
     raise InputError("--init_checkpoint is for --bert_config_file; "
                      "--hub_module holds its own weights")
@@ -221,6 +231,11 @@ def _encoder_and_config(values):
                           name="encoder"), None, config
   from mobilebert_tf.pretrainer import build_pretrainer  # pylint: disable=g-import-not-at-top
   config = config_lib.load_config(values.bert_config_file)
+  if values.quantization_aware:
+    try:
+      config = config.for_quantization_aware_training()
+    except ValueError as e:
+      raise InputError(f"--quantization_aware: {e}") from None
   pretrainer = build_pretrainer(config)
   return pretrainer.encoder_network, pretrainer, config
 
