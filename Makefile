@@ -11,6 +11,10 @@
 #                   benchmarks/results/distillation-<date>-<cpu>.*
 #   make benchmark-squad  the demo model fine-tuned on its bundled QA set
 #                   (~10 min); writes benchmarks/results/squad-<date>-<cpu>.*
+#   make benchmark-quantization  float32, dynamic, post-training and QAT int8
+#                   TFLite classifiers of the demo model: accuracy on its
+#                   bundled sentence task, latency (~20 min); writes
+#                   benchmarks/results/quantization-<date>-<cpu>.*
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 TFLITE_SUPPORT_VENV := .venv-tflite-support
@@ -23,7 +27,7 @@ PIP := $(VENV)/bin/pip --disable-pip-version-check
 PIP_INSTALL := $(PIP) install --quiet --use-pep517 --constraint constraints.txt
 
 .PHONY: demo test test-fast benchmark benchmark-training \
-	benchmark-distillation benchmark-squad clean
+	benchmark-distillation benchmark-squad benchmark-quantization clean
 
 $(VENV)/.base: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +85,9 @@ benchmark-distillation: $(VENV)/.test
 
 benchmark-squad: $(VENV)/.base
 	$(VENV)/bin/python -m benchmarks.squad
+
+benchmark-quantization: $(VENV)/.base
+	$(VENV)/bin/python -m benchmarks.quantization
 
 clean:
 	rm -rf $(VENV) $(TFLITE_SUPPORT_VENV) $(MEDIAPIPE_VENV) build

@@ -18,7 +18,7 @@ setuptools.setup(
                  "checkpoints.*", "export", "export.*", "training",
                  "training.*"]),
     package_data={"mobilebert_tf": ["presets/*.json"],
-                  "checkpoints": ["demo/*", "demo/qa/*"]},
+                  "checkpoints": ["demo/*", "demo/qa/*", "demo/sentences/*"]},
     python_requires=">=3.10,<3.13",
     install_requires=[
         "tensorflow==2.20.*",

@@ -291,8 +291,12 @@ def convert_model(model, output_names: Sequence[str],
     batches = list(representative_batches)
 
     def representative_dataset():
+      # By name: a list would be fed by position to the model's input
+      # tensors, whose order the converter chooses (input_word_ids,
+      # input_type_ids, input_mask), so the all-zero type ids would
+      # calibrate the mask and every key would end up masked.
       for batch in batches:
-        yield [batch[name] for name in ENCODER_INPUTS]
+        yield {name: batch[name] for name in ENCODER_INPUTS}
 
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [

@@ -7,7 +7,7 @@ removes it fails there, loudly and by name, instead of deep inside an export.
 """
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, List
 
 
 @contextlib.contextmanager
@@ -125,8 +125,15 @@ def tflite_op_count(model_content: bytes) -> int:
   """Number of operators in a TFLite flatbuffer (LiteRT's interpreter)."""
   # pylint: disable-next=g-import-not-at-top
   from ai_edge_litert.interpreter import Interpreter
-  interpreter = Interpreter(model_content=model_content)
-  return len(interpreter._get_ops_details())  # pylint: disable=protected-access
+  return len(tflite_op_details(Interpreter(model_content=model_content)))
+
+
+def tflite_op_details(interpreter) -> List[dict]:
+  """The operators of a LiteRT `Interpreter` (`op_name`, `inputs`, `outputs`
+  tensor indices). Once its tensors are allocated, its default XNNPACK
+  delegate has been applied: one `DELEGATE` node follows per partition that
+  XNNPACK runs, and what XNNPACK cannot take splits the partitions."""
+  return interpreter._get_ops_details()  # pylint: disable=protected-access
 
 
 def saved_model_cli_main() -> int:

@@ -77,7 +77,8 @@ CLI_MODULES = (
     "checkpoints.demo.evaluate", "export.to_savedmodel", "export.to_tflite",
     "export.saved_model_cli", "training.run_classifier", "training.pretrain",
     "training.create_pretraining_data", "training.distill",
-    "training.run_squad", "checkpoints.demo.qa_set", "export.tflite_metadata")
+    "training.run_squad", "checkpoints.demo.qa_set", "export.tflite_metadata",
+    "checkpoints.demo.sentence_set")
 
 
 def _module_path(module):

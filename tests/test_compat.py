@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+from ai_edge_litert.interpreter import Interpreter
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # pylint: disable=unused-import
@@ -132,6 +133,18 @@ def test_tflite_op_count():
   model = tf.lite.TFLiteConverter.from_concrete_functions(
       [module.f.get_concrete_function()], module).convert()
   assert _compat.tflite_op_count(model) == 2  # ADD, SUM
+
+
+def test_tflite_op_details_show_xnnpack_partitions():
+  module = tf.Module()
+  module.f = tf.function(lambda x: tf.nn.relu(x + 1.0) * 2.0,
+                         input_signature=[tf.TensorSpec([2], tf.float32)])
+  model = tf.lite.TFLiteConverter.from_concrete_functions(
+      [module.f.get_concrete_function()], module).convert()
+  interpreter = Interpreter(model_content=model)
+  interpreter.allocate_tensors()
+  names = [op["op_name"] for op in _compat.tflite_op_details(interpreter)]
+  assert sorted(names) == ["ADD", "DELEGATE", "MUL"]  # relu fused into ADD
 
 
 def test_saved_model_cli_main_runs_tensorflows_tool(tmp_path):
