@@ -118,6 +118,7 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from absl import flags
 
+from benchmarks import command
 from benchmarks import latency
 from benchmarks import machine as machine_lib
 from benchmarks import result_files
@@ -957,20 +958,7 @@ def format_report(result: dict, json_name: Optional[str] = None) -> str:
 
 def main(argv: Sequence[str]) -> int:
   """Runs the benchmark on `argv` (argv[0] is the program name)."""
-  from mobilebert_tf import cli
-  values = _define_flags()
-  if cli.wants_help(argv):
-    print(__doc__)
-    print("Flags:\n" + values.get_help())
-    return 0
-  try:
-    cli.parse(values, argv)
-    run(values, argv, lambda line: print(line, flush=True))
-  except cli.UsageError as e:
-    return cli.error(PROGRAM, str(e))
-  except RuntimeError as e:
-    return cli.error(PROGRAM, str(e), code=1)
-  return 0
+  return command.main(argv, PROGRAM, __doc__, _define_flags, run)
 
 
 if __name__ == "__main__":

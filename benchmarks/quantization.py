@@ -44,6 +44,7 @@ from typing import Dict, List, Sequence
 from absl import flags
 import numpy as np
 
+from benchmarks import command
 from benchmarks import latency as latency_lib
 from benchmarks import machine as machine_lib
 from benchmarks import result_files
@@ -174,15 +175,17 @@ def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
     text_to_inputs = run_classifier.load_text_preprocessing(
         flag_values, flag_values.seq_length)
 
-    def encode(data):
+    def encode(columns):
       return {k: v.numpy() for k, v in text_to_inputs(
-          [tf.constant(t) for t in data.texts]).items()}
+          [tf.constant(t) for t in columns]).items()}
 
-    train, dev = tsv.read_tsv(task["train"]), tsv.read_tsv(task["dev"])
-    dev_x, dev_y = encode(dev), tsv.label_ids(dev, result.label_names)
-    train_x = encode(train)
-    calibration = [{k: v[i:i + 1] for k, v in train_x.items()} for i in
-                   range(min(values.num_calibration_examples, len(train)))]
+    dev = tsv.read_tsv(task["dev"])
+    dev_x, dev_y = encode(dev.texts), tsv.label_ids(dev, result.label_names)
+    # Only the calibration sentences of the training set.
+    train_x = encode([column[:values.num_calibration_examples]
+                      for column in tsv.read_tsv(task["train"]).texts])
+    calibration = [{k: v[i:i + 1] for k, v in train_x.items()}
+                   for i in range(len(train_x["input_word_ids"]))]
     expected = tf.nn.softmax(classifier.predict(
         dev_x, batch_size=values.batch_size, verbose=0)).numpy()
     for row, label, quantization, qat_row in VARIANTS:
@@ -410,20 +413,7 @@ def format_report(result: dict, json_name: str = None) -> str:
 
 def main(argv: Sequence[str]) -> int:
   """Runs the benchmark on `argv` (argv[0] is the program name)."""
-  from mobilebert_tf import cli
-  values = _define_flags()
-  if cli.wants_help(argv):
-    print(__doc__)
-    print("Flags:\n" + values.get_help())
-    return 0
-  try:
-    cli.parse(values, argv)
-    run(values, argv, lambda line: print(line, flush=True))
-  except cli.UsageError as e:
-    return cli.error(PROGRAM, str(e))
-  except RuntimeError as e:
-    return cli.error(PROGRAM, str(e), code=1)
-  return 0
+  return command.main(argv, PROGRAM, __doc__, _define_flags, run)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from export import classifier_tflite
 from export import tflite_verify
+from mobilebert_tf import _compat
 from tests import helpers
 from training import run_classifier as rc
 from training import tsv
@@ -100,7 +101,7 @@ def test_qat_classifier_converts_to_full_integer(tmp_path):
     interpreter = Interpreter(model_content=f.read())
   interpreter.allocate_tensors()
   tensors = interpreter.get_tensor_details()
-  ops = [op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+  ops = [op for op in _compat.tflite_op_details(interpreter)
          if op["op_name"] != "DELEGATE"]
   matmuls = [op for op in ops
              if op["op_name"] in ("FULLY_CONNECTED", "BATCH_MATMUL")]

@@ -25,6 +25,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from checkpoints import restore
 from export import tflite_convert
+from mobilebert_tf import _compat
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_encoder
 from mobilebert_tf import build_pretrainer
@@ -280,7 +281,7 @@ def qat_tflite():
 def test_qat_tflite_is_full_integer_per_the_int8_specification(qat_tflite):
   _, interpreter, _ = qat_tflite
   tensors = interpreter.get_tensor_details()
-  ops = [op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+  ops = [op for op in _compat.tflite_op_details(interpreter)
          if op["op_name"] != "DELEGATE"]
   heavy = [op for op in ops if op["op_name"] in ("FULLY_CONNECTED",
                                                   "BATCH_MATMUL")]
@@ -421,7 +422,7 @@ def test_a_qat_export_converts_to_full_int8_through_the_cli(tmp_path, capsys):
   interpreter = Interpreter(model_path=str(output))
   tensors = interpreter.get_tensor_details()
   fully_connected = [
-      op for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+      op for op in _compat.tflite_op_details(interpreter)
       if op["op_name"] == "FULLY_CONNECTED"]
   assert fully_connected and all(
       tensors[op["inputs"][0]]["dtype"] == np.int8 for op in fully_connected)
