@@ -7,18 +7,21 @@ r"""Quantized TFLite classifiers: task accuracy and latency, float32 to int8.
    (`checkpoints/demo/model.ckpt`) is fine-tuned on the bundled sentence
    task (`checkpoints/demo/sentences`: a sentence's words in their original
    order, or two of them swapped) by `training.run_classifier` (in this
-   process), twice with the same flags: as a float model, and
-   quantization-aware (`--quantization_aware`). The float classifier becomes
-   a float32, a dynamic-range int8 and a post-training full-int8 TFLite
-   model (activations calibrated on `--num_calibration_examples` training
-   sentences), the QAT one a full-int8 model with the ranges it learnt
-   (`export.classifier_tflite`). Each runs in LiteRT on every held-out
-   sentence: accuracy, and against its own in-memory model the share of
-   equal classes and the largest probability difference.
+   process, TFLite output only), three times with the same flags: as a
+   float model; as a float model with the quantization-friendly mask rule
+   (the demo config with `attention_mask_rule`, whose masked scores int8
+   can represent); and quantization-aware (`--quantization_aware`). The
+   float classifier becomes a float32, a dynamic-range int8 and a
+   post-training full-int8 TFLite model (activations calibrated on
+   `--num_calibration_examples` training sentences), the friendly-mask one
+   a post-training full-int8 model, the QAT one a full-int8 model with the
+   ranges it learnt (`export.classifier_tflite`). Each runs in LiteRT on
+   every held-out sentence: accuracy, and against its own in-memory model
+   the share of equal classes and the largest probability difference.
 2. Latency at batch 1 x 128 (LiteRT, all cores, `--repeats` interleaved
-   calls, median) of those four models, and of the English OPT
+   calls, median) of those five models, and of the English OPT
    configuration's classifier (random weights; latency does not depend on
-   them) in the same four forms.
+   them) in the same five forms.
 
 Targets (the on-device issue): QAT full int8 within 1 point of float32's
 accuracy; QAT full int8 at most 0.6x the latency of dynamic-range int8 at
@@ -56,11 +59,20 @@ DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(
 OPT_PRESET = "uncased_L-24_H-128_B-512_A-4_F-4_OPT"
 SEQ_LENGTH = 128
 QUICK_SEQ_LENGTH = 32
-# (row id, label, quantization, fine-tuned quantization-aware).
-VARIANTS = (("float32", "float32", "none", False),
-            ("dynamic", "dynamic-range int8", "dynamic", False),
-            ("int8_ptq", "post-training full int8", "int8", False),
-            ("int8_qat", "QAT full int8", "int8", True))
+# The fine-tunings: "float" (the demo config as it is, mask rule
+# "exclude"); "friendly" (float, with the quantization-friendly mask rule
+# that QAT uses: its masked scores fit int8, the "exclude" rule's -1e9 does
+# not); "qat" (quantization-aware).
+FINE_TUNINGS = ("float", "friendly", "qat")
+# (row id, label, quantization, fine-tuning). The first row of each
+# fine-tuning is the TFLite model its run_classifier run writes.
+VARIANTS = (("float32", "float32", "none", "float"),
+            ("dynamic", "dynamic-range int8", "dynamic", "float"),
+            ("int8_ptq", "post-training full int8", "int8", "float"),
+            ("int8_ptq_friendly",
+             "post-training full int8, quantization-friendly mask", "int8",
+             "friendly"),
+            ("int8_qat", "QAT full int8", "int8", "qat"))
 QUICK_EXAMPLES = 48
 # The issue's targets.
 MAX_ACCURACY_DROP_POINTS = 1.0
@@ -109,15 +121,33 @@ def _task_files(values, work_dir: str) -> Dict[str, str]:
   return quick
 
 
+def model_config(config, fine_tuning: str):
+  """The config a fine-tuning trains (FINE_TUNINGS) from the demo's."""
+  if fine_tuning == "friendly":
+    return config.replace(attention_mask_rule="quantization_friendly")
+  if fine_tuning == "qat":
+    return config.for_quantization_aware_training()
+  return config
+
+
 def _run_classifier_args(values, task: Dict[str, str], work_dir: str,
-                         name: str, quantization: str, qat: bool
+                         name: str, quantization: str, fine_tuning: str
                          ) -> List[str]:
+  config_file = os.path.join(DEMO_DIR, "bert_config.json")
+  if fine_tuning == "friendly":
+    # run_classifier takes the mask rule from the config file.
+    from mobilebert_tf import config as config_lib
+    from mobilebert_tf import files
+    config_file = files.write_text(
+        os.path.join(work_dir, "friendly_mask_config.json"),
+        model_config(config_lib.load_config(config_file),
+                     fine_tuning).to_json_string(), overwrite=True)
   return [
       f"--train_file={task['train']}", f"--eval_file={task['dev']}",
-      f"--bert_config_file={os.path.join(DEMO_DIR, 'bert_config.json')}",
+      f"--bert_config_file={config_file}",
       f"--init_checkpoint={os.path.join(DEMO_DIR, 'model.ckpt')}",
       f"--vocab_file={os.path.join(DEMO_DIR, 'vocab.txt')}", "--do_lower_case",
-      f"--export_path={os.path.join(work_dir, name + '_export')}",
+      # No serving SavedModel: the TFLite classifier is what is measured.
       f"--tflite_file={os.path.join(work_dir, name + '.tflite')}",
       f"--tflite_quantization={quantization}",
       # Measured here, not refused: the bar is what this benchmark informs.
@@ -127,7 +157,7 @@ def _run_classifier_args(values, task: Dict[str, str], work_dir: str,
       f"--batch_size={values.batch_size}",
       f"--learning_rate={values.learning_rate}", f"--seed={values.seed}",
       f"--seq_length={_seq_length(values)}",
-      *(["--quantization_aware"] if qat else [])]
+      *(["--quantization_aware"] if fine_tuning == "qat" else [])]
 
 
 def _seq_length(values) -> int:
@@ -142,7 +172,8 @@ def _report_record(report, size: int) -> dict:
 
 
 def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
-  """The four TFLite classifiers of the demo model, scored on the dev set."""
+  """The TFLite classifiers (VARIANTS) of the demo model, scored on the dev
+  set."""
   import tensorflow as tf
   from export import classifier_tflite
   from mobilebert_tf import config as config_lib
@@ -151,23 +182,24 @@ def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
   from training import tsv
 
   records, runs = {}, {}
-  # The CLI writes one TFLite model per run: float32, and QAT's full int8.
-  for row, quantization, qat in (("float32", "none", False),
-                                 ("int8_qat", "int8", True)):
+  for fine_tuning in FINE_TUNINGS:
+    # The CLI writes one TFLite model per run: the fine-tuning's first row.
+    row, _, quantization, _ = next(v for v in VARIANTS
+                                   if v[3] == fine_tuning)
     args = _run_classifier_args(values, task, work_dir, row, quantization,
-                                qat)
+                                fine_tuning)
     log(f"{PROGRAM}: python -m training.run_classifier {' '.join(args)}")
     flag_values = run_classifier.parse_flags(["run_classifier", *args])
     start = time.time()
     with contextlib.redirect_stdout(sys.stderr):  # Keras progress bars.
       result = run_classifier.finetune(flag_values,
                                        log=lambda line: log("  " + line))
-    runs["qat" if qat else "float"] = dict(
+    runs[fine_tuning] = dict(
         eval_accuracy=result.eval_accuracy, seconds=time.time() - start,
         history={k: [float(x) for x in v] for k, v in result.history.items()})
     records[row] = _report_record(result.tflite_report, os.path.getsize(
         flag_values.tflite_file))
-    if qat:
+    if fine_tuning != "float":
       continue
     # The float classifier's other two forms, from the same weights.
     classifier = result.model.get_layer("classifier")
@@ -188,8 +220,8 @@ def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
                    for i in range(len(train_x["input_word_ids"]))]
     expected = tf.nn.softmax(classifier.predict(
         dev_x, batch_size=values.batch_size, verbose=0)).numpy()
-    for row, label, quantization, qat_row in VARIANTS:
-      if qat_row or row in records:
+    for row, label, quantization, row_fine_tuning in VARIANTS:
+      if row_fine_tuning != "float" or row in records:
         continue
       log(f"{PROGRAM}: the float classifier as {label}")
       flatbuffer = classifier_tflite.convert_classifier(
@@ -203,7 +235,7 @@ def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
 
 
 def _opt_models(work_dir: str, log) -> Dict[str, str]:
-  """The four forms of a random-weight classifier of the English OPT
+  """Every form (VARIANTS) of a random-weight classifier of the English OPT
   configuration; returns row -> .tflite path."""
   import tf_keras
   from export import classifier_tflite
@@ -221,22 +253,22 @@ def _opt_models(work_dir: str, log) -> Dict[str, str]:
       input_type_ids=np.zeros((1, SEQ_LENGTH), np.int32)) for _ in range(4)]
   paths = {}
   tf_keras.utils.set_random_seed(0)
-  for qat in (False, True):
-    model_config = config.for_quantization_aware_training() if qat else config
+  for fine_tuning in FINE_TUNINGS:
+    tuned_config = model_config(config, fine_tuning)
     classifier = heads.MobileBertForSequenceClassification(
-        build_encoder(model_config), num_classes=2, name="classifier")
+        build_encoder(tuned_config), num_classes=2, name="classifier")
     classifier(batches[0])
     # NoNorm offsets and scales as training leaves them: an all-zero offset
     # makes TF 2.20's converter fail on QAT ranges (docs/tflite.md).
     for weight in classifier.weights:
       if weight.name.endswith(("/beta:0", "/gamma:0")):
         weight.assign_add(rng.normal(0, 0.1, weight.shape).astype(np.float32))
-    for row, label, quantization, qat_row in VARIANTS:
-      if qat_row != qat:
+    for row, label, quantization, row_fine_tuning in VARIANTS:
+      if row_fine_tuning != fine_tuning:
         continue
       start = time.time()
       flatbuffer = classifier_tflite.convert_classifier(
-          classifier, model_config, SEQ_LENGTH, quantization,
+          classifier, tuned_config, SEQ_LENGTH, quantization,
           batches if quantization == "int8" else None)
       paths[row] = files.write_bytes(
           os.path.join(work_dir, f"shape_{row}.tflite"), flatbuffer,
@@ -358,7 +390,9 @@ def format_report(result: dict, json_name: str = None) -> str:
       f"swapped): {result['epochs']} epochs, batch {f['batch_size']}, learning "
       f"rate {f['learning_rate']:g}, seq {result['seq_length']}. In-memory "
       f"dev accuracy: float {100 * runs['float']['eval_accuracy']:.2f}, "
-      f"quantization-aware {100 * runs['qat']['eval_accuracy']:.2f}.",
+      f"float with the quantization-friendly mask "
+      f"{100 * runs['friendly']['eval_accuracy']:.2f}, quantization-aware "
+      f"{100 * runs['qat']['eval_accuracy']:.2f}.",
       "",
       "| TFLite model | dev accuracy | in-memory accuracy | same class | "
       "max abs prob diff | MiB |", "|---|---:|---:|---:|---:|---:|"]
@@ -371,7 +405,8 @@ def format_report(result: dict, json_name: str = None) -> str:
   lines += [
       "", f"{accuracy['variants']['float32']['examples']} dev sentences; "
       "in-memory accuracy: the model the TFLite one was converted from (the "
-      "float classifier for the first three, the QAT one for the last); same "
+      "float classifier for the first three, the friendly-mask one for the "
+      "fourth, the QAT one for the last); same "
       "class: the share of sentences where both predict the same label.", "",
       f"Latency at batch 1 x {result['seq_length']}, and how LiteRT runs "
       f"each model of {shape}:", "",
@@ -386,9 +421,12 @@ def format_report(result: dict, json_name: str = None) -> str:
         f"{s['ms'] / dynamic:.2f}x | {s['megabytes']:.1f} | "
         f"{s['xnnpack_partitions']} | {s['float_operators']} | "
         f"{s['quantize_operators']} |")
+  # Quick: the demo models stand for the shape's (`run`), fine-tuned.
+  weights = ("the demo models are the fine-tuned ones above" if result["quick"]
+             else f"the {shape} models have random weights")
   lines += ["", f"ms: median of {f['repeats']} interleaved calls (LiteRT, "
-            f"{m['usable_cores']} threads); the {shape} models have random "
-            "weights. XNNPACK partitions: the parts of the graph LiteRT's "
+            f"{m['usable_cores']} threads); {weights}. XNNPACK partitions: "
+            "the parts of the graph LiteRT's "
             "XNNPACK delegate runs; between them TFLite's own kernels run "
             "what XNNPACK does not take. A 2048³ float32 tf.matmul ran at "
             f"{m['matmul_gflops']:.0f} GFLOP/s after the run.", "",

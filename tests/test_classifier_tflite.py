@@ -43,13 +43,14 @@ def _model(directory, normalization_type):
   return model
 
 
-def _flags(model, tmp_path, *extra):
+def _flags(model, tmp_path, *extra, saved_model=True):
   return rc.parse_flags([
       "run_classifier", f"--train_file={DEV}", f"--eval_file={DEV}",
       f"--bert_config_file={model['config_file']}",
       f"--init_checkpoint={model['checkpoint']}",
       f"--vocab_file={model['vocab_file']}",
-      f"--export_path={tmp_path / 'classifier'}", "--epochs=1",
+      *([f"--export_path={tmp_path / 'classifier'}"] if saved_model else []),
+      "--epochs=1",
       "--batch_size=32", "--seq_length=32",
       f"--tflite_file={tmp_path / 'classifier.tflite'}", *extra])
 
@@ -94,9 +95,12 @@ def test_qat_classifier_converts_to_full_integer(tmp_path):
   # (benchmarks), not here.
   result = rc.finetune(_flags(
       model, tmp_path, "--quantization_aware", "--tflite_quantization=int8",
-      "--num_calibration_examples=16", "--tflite_max_accuracy_drop=100"),
-                       log=lambda line: None)
+      "--num_calibration_examples=16", "--tflite_max_accuracy_drop=100",
+      saved_model=False), log=lambda line: None)
   assert result.tflite_report.examples == len(tsv.read_tsv(DEV))
+  # Without --export_path the TFLite classifier is the only output.
+  assert result.export_path is None and result.max_abs_diff is None
+  assert not (tmp_path / "classifier").exists()
   with open(tmp_path / "classifier.tflite", "rb") as f:
     interpreter = Interpreter(model_content=f.read())
   interpreter.allocate_tensors()

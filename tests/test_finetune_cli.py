@@ -228,10 +228,15 @@ def test_bad_input_exits_2_naming_file_and_line(tmp_path, capsys, train, dev,
       f"--vocab_file={TRAIN}"],
      "--bert_config_file: no_such_config.json does not exist (and is not a "
      "preset: "),
+    ([f"--train_file={TRAIN}", f"--eval_file={DEV}", "--encoder=x",
+      "--preprocessor=x"],
+     "--export_path is required (or --tflite_file alone, for a TFLite "
+     "classifier without a SavedModel)"),
     (["--epochs=0"], "epochs"),
     (["--no_such_flag=1"], "no_such_flag"),
 ], ids=["no_flags", "no_source", "half_source", "mixed_sources",
-        "missing_dir", "missing_config", "bad_epochs", "unknown_flag"])
+        "missing_dir", "missing_config", "no_output", "bad_epochs",
+        "unknown_flag"])
 def test_bad_flags_exit_2(capsys, flags, message):
   assert rc.main(["run_classifier"] + flags) == 2
   err = capsys.readouterr().err

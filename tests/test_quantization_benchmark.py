@@ -25,6 +25,7 @@ from benchmarks import quantization
 from checkpoints.demo import data as demo_data
 from checkpoints.demo import sentence_set
 from mobilebert_tf import _compat
+from mobilebert_tf import MobileBertConfig
 from tests import helpers
 from tests import workspace
 from training import run_classifier
@@ -79,6 +80,9 @@ def test_files_record_the_run_and_its_accuracies(quick_run):
     assert recorded["examples"] == len(labels)
     assert f"| {label}" in quick_run.markdown
     assert f"| {100 * recorded['accuracy']:.2f} |" in quick_run.markdown
+  # Quick times the fine-tuned demo models, not random-weight ones.
+  assert "random weights" not in quick_run.markdown
+  assert "the demo models are the fine-tuned ones" in quick_run.markdown
 
 
 def test_int8_models_are_full_integer_and_dynamic_is_not(quick_run):
@@ -93,9 +97,31 @@ def test_int8_models_are_full_integer_and_dynamic_is_not(quick_run):
     return {dtypes[op["inputs"][0]] == np.int8 for op in ops}
 
   assert quantized_inputs("int8_ptq") == {True}
+  assert quantized_inputs("int8_ptq_friendly") == {True}
   assert quantized_inputs("int8_qat") == {True}
   assert quantized_inputs("dynamic") == {False}
   assert quantized_inputs("float32") == {False}
+
+
+def test_each_fine_tuning_trains_its_config(quick_run):
+  demo = MobileBertConfig.from_json_file(
+      os.path.join(quantization.DEMO_DIR, "bert_config.json"))
+  assert demo.attention_mask_rule == "exclude"
+  friendly = MobileBertConfig.from_json_file(
+      str(quick_run.work_dir / "friendly_mask_config.json"))
+  assert friendly == demo.replace(attention_mask_rule="quantization_friendly")
+  assert quantization.model_config(demo, "friendly") == friendly
+  assert quantization.model_config(demo, "float") == demo
+  assert quantization.model_config(demo, "qat").use_quantized_training
+  runs = quick_run.result["accuracy"]["runs"]
+  assert set(runs) == set(quantization.FINE_TUNINGS)
+  # Each fine-tuning is a run of its own: its in-memory model is the one
+  # its TFLite rows are scored against.
+  for row, _, _, fine_tuning in quantization.VARIANTS:
+    if row in ("float32", "int8_ptq_friendly", "int8_qat"):
+      assert quick_run.result["accuracy"]["variants"][row][
+          "in_memory_accuracy"] == pytest.approx(
+              runs[fine_tuning]["eval_accuracy"]), row
 
 
 def test_targets_follow_from_the_recorded_numbers(quick_run):

@@ -74,7 +74,9 @@ classifier (`export.classifier_tflite`): `input_word_ids`, `input_mask`,
 `--quantization_aware`). Before it is written it runs in LiteRT on the
 (first) evaluation set: float32 must give the in-memory probabilities to
 1e-4, a quantized model may lose at most `--tflite_max_accuracy_drop`
-points of accuracy (default 1), else nothing is written (exit 1).
+points of accuracy (default 1), else nothing is written (exit 1). With
+`--tflite_file` and no `--export_path`, the TFLite classifier is the only
+output (no SavedModel).
 
 The SavedModel is written beside `--export_path` and renamed into place
 (`mobilebert_tf.files`) only after it was reloaded and its outputs on
@@ -276,9 +278,11 @@ class FinetuneResult:
       with --task_name `<dev set>_<metric>` after each epoch).
     eval_accuracy: accuracy on the (first) evaluation set after the last
       epoch; None for regression.
-    export_path: where the SavedModel is.
+    export_path: where the SavedModel is; None without --export_path
+      (a TFLite classifier only).
     max_abs_diff: largest |output difference| between the reloaded
-      SavedModel and `model` on the evaluation sentences.
+      SavedModel and `model` on the evaluation sentences; None without
+      --export_path.
     eval_results: with --task_name: each dev set's metrics after the last
       epoch (as in `eval_results.json`); else empty.
     output_files: the files written into --output_dir (eval_results.json,
@@ -290,8 +294,8 @@ class FinetuneResult:
   label_names: Optional[List[str]]
   history: Dict[str, List[float]]
   eval_accuracy: Optional[float]
-  export_path: str
-  max_abs_diff: float
+  export_path: Optional[str]
+  max_abs_diff: Optional[float]
   eval_results: Dict[str, Dict[str, float]] = dataclasses.field(
       default_factory=dict)
   output_files: List[str] = dataclasses.field(default_factory=list)
@@ -369,7 +373,8 @@ def _prepare_output_files(flag_values, data: _Data,
                           export_path: str) -> Dict[str, str]:
   """File name -> absolute path in --output_dir, checked before training."""
   output_dir = os.path.abspath(flag_values.output_dir)
-  if os.path.commonpath([output_dir, export_path]) == export_path:
+  if export_path and os.path.commonpath([output_dir,
+                                         export_path]) == export_path:
     raise InputError(f"--output_dir {output_dir} is inside --export_path "
                      f"{export_path}, which the export replaces; choose "
                      "another directory")
@@ -566,8 +571,11 @@ def finetune(flag_values, log=print) -> FinetuneResult:
     RuntimeError: the export failed verification.
   """
   start = time.time()
-  export_path = _prepare_export_path(flag_values.export_path,
-                                     flag_values.overwrite)
+  # Without --export_path (parse_flags: only with --tflite_file) no
+  # SavedModel: an on-device classifier needs none.
+  export_path = (_prepare_export_path(flag_values.export_path,
+                                      flag_values.overwrite)
+                 if flag_values.export_path else None)
   tflite_file = _prepare_tflite_file(flag_values)
   task = (glue.get_task(flag_values.task_name, flag_values.xnli_language)
           if flag_values.task_name else None)
@@ -649,20 +657,22 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   if names:
     outputs = tf_keras.layers.Softmax(name="probabilities")(outputs)
   model = tf_keras.Model(segments, outputs, name="text_classifier")
-  verify = data.evals[0][1]
-  expected = model([tf.constant(t) for t in verify.texts],
-                   training=False).numpy()
-  if not names:
-    expected = expected[:, 0]
-  module = ServingModule(model, data.text_columns, names)
-  max_abs_diff = _export(module, names, export_path, flag_values.overwrite,
-                         verify.texts, expected)
-  log(f"Exported {export_path} (signature serving_default: "
-      f"{', '.join(data.text_columns)} -> {module.output_key}"
-      f"{', label' if names else ''}); reloaded and checked on "
-      f"{len(verify)} sentences: max |difference| {max_abs_diff:.2g}." +
-      (f" Evaluation accuracy {eval_accuracy:.4f}."
-       if eval_accuracy is not None else ""))
+  max_abs_diff = None
+  if export_path:
+    verify = data.evals[0][1]
+    expected = model([tf.constant(t) for t in verify.texts],
+                     training=False).numpy()
+    if not names:
+      expected = expected[:, 0]
+    module = ServingModule(model, data.text_columns, names)
+    max_abs_diff = _export(module, names, export_path, flag_values.overwrite,
+                           verify.texts, expected)
+    log(f"Exported {export_path} (signature serving_default: "
+        f"{', '.join(data.text_columns)} -> {module.output_key}"
+        f"{', label' if names else ''}); reloaded and checked on "
+        f"{len(verify)} sentences: max |difference| {max_abs_diff:.2g}.")
+  if eval_accuracy is not None:
+    log(f"Evaluation accuracy {eval_accuracy:.4f}.")
   tflite_report = None
   if tflite_file:
     tflite_report = _export_tflite(flag_values, classifier, config,
@@ -729,7 +739,9 @@ def _define_flags() -> flags.FlagValues:
                        "quantization_friendly), for a full-integer TFLite "
                        "model: see docs/tflite.md.", **define)
   flags.DEFINE_string("export_path", None, "Directory to write the serving "
-                      "SavedModel to.", **define)
+                      "SavedModel to (may be left out with --tflite_file: "
+                      "then only the TFLite classifier is written).",
+                      **define)
   flags.DEFINE_string("tflite_file", None, "With --bert_config_file: also "
                       "write a TFLite classifier (three int32 encoder inputs "
                       "[1, --seq_length] -> probabilities), scored on the "
@@ -776,7 +788,8 @@ def _usage(values: flags.FlagValues) -> str:
           "--task_name=TASK --data_dir=DIR --output_dir=DIR [--do_predict]) "
           "(--encoder=DIR/encoder --preprocessor=DIR/preprocessor | "
           "--bert_config_file=JSON --init_checkpoint=CKPT --vocab_file=TXT "
-          "[--[no]do_lower_case]) --export_path=OUT [--overwrite] "
+          "[--[no]do_lower_case]) (--export_path=OUT | --tflite_file=FILE) "
+          "[--overwrite] "
           "[--epochs --batch_size --learning_rate --seq_length ...]\n\n"
           "Fine-tunes a MobileBERT classifier (or, for STS-B, a regressor) "
           "and exports a SavedModel from raw strings to class probabilities "
@@ -877,7 +890,10 @@ def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
     if problem:
       raise InputError(problem)
     cli.require(values, (("data_dir", "output_dir") if values.task_name else
-                         ("train_file", "eval_file")) + ("export_path",))
+                         ("train_file", "eval_file")))
+    if not values.export_path and not values.tflite_file:
+      raise InputError("--export_path is required (or --tflite_file alone, "
+                       "for a TFLite classifier without a SavedModel)")
   except cli.UsageError as e:
     raise InputError(str(e)) from None
   if values.task_name and not os.path.isdir(values.data_dir):
