@@ -13,7 +13,7 @@
 #                   (~10 min); writes benchmarks/results/squad-<date>-<cpu>.*
 #   make benchmark-quantization  float32, dynamic, post-training and QAT int8
 #                   TFLite classifiers of the demo model: accuracy on its
-#                   bundled sentence task, latency (~20 min); writes
+#                   bundled sentence task, latency (~37 min); writes
 #                   benchmarks/results/quantization-<date>-<cpu>.*
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
