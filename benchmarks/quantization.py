@@ -10,7 +10,9 @@ r"""Quantized TFLite classifiers: task accuracy and latency, float32 to int8.
    process, TFLite output only), three times with the same flags: as a
    float model; as a float model with the quantization-friendly mask rule
    (the demo config with `attention_mask_rule`, whose masked scores int8
-   can represent); and quantization-aware (`--quantization_aware`). The
+   can represent); and quantization-aware (`--quantization_aware`, its
+   ranges calibrated on `--num_calibration_examples` training sentences
+   before training). The
    float classifier becomes a float32, a dynamic-range int8 and a
    post-training full-int8 TFLite model (activations calibrated on
    `--num_calibration_examples` training sentences), the friendly-mask one
@@ -130,18 +132,23 @@ def model_config(config, fine_tuning: str):
   return config
 
 
-def _run_classifier_args(values, task: Dict[str, str], work_dir: str,
-                         name: str, quantization: str, fine_tuning: str
-                         ) -> List[str]:
+def _config_file(fine_tuning: str, work_dir: str) -> str:
+  """The --bert_config_file of a fine-tuning (FINE_TUNINGS)."""
   config_file = os.path.join(DEMO_DIR, "bert_config.json")
-  if fine_tuning == "friendly":
-    # run_classifier takes the mask rule from the config file.
-    from mobilebert_tf import config as config_lib
-    from mobilebert_tf import files
-    config_file = files.write_text(
-        os.path.join(work_dir, "friendly_mask_config.json"),
-        model_config(config_lib.load_config(config_file),
-                     fine_tuning).to_json_string(), overwrite=True)
+  if fine_tuning != "friendly":
+    return config_file  # QAT: run_classifier's --quantization_aware.
+  # run_classifier takes the mask rule from the config file.
+  from mobilebert_tf import config as config_lib
+  from mobilebert_tf import files
+  return files.write_text(
+      os.path.join(work_dir, "friendly_mask_config.json"),
+      model_config(config_lib.load_config(config_file),
+                   fine_tuning).to_json_string(), overwrite=True)
+
+
+def _run_classifier_args(values, task: Dict[str, str], work_dir: str,
+                         config_file: str, name: str, quantization: str,
+                         fine_tuning: str) -> List[str]:
   return [
       f"--train_file={task['train']}", f"--eval_file={task['dev']}",
       f"--bert_config_file={config_file}",
@@ -186,8 +193,9 @@ def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
     # The CLI writes one TFLite model per run: the fine-tuning's first row.
     row, _, quantization, _ = next(v for v in VARIANTS
                                    if v[3] == fine_tuning)
-    args = _run_classifier_args(values, task, work_dir, row, quantization,
-                                fine_tuning)
+    args = _run_classifier_args(values, task, work_dir,
+                                _config_file(fine_tuning, work_dir), row,
+                                quantization, fine_tuning)
     log(f"{PROGRAM}: python -m training.run_classifier {' '.join(args)}")
     flag_values = run_classifier.parse_flags(["run_classifier", *args])
     start = time.time()

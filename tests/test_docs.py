@@ -72,6 +72,11 @@ def _shell_commands(body):
           if c.strip() and not c.strip().startswith("#")]
 
 
+def _module_of(words):
+  """The MODULE of a `python -m MODULE ...` command's words, else None."""
+  return words[words.index("-m") + 1] if "-m" in words else None
+
+
 def _check_python_names(body):
   """Imports resolve and every attribute used on an imported module exists."""
   tree = ast.parse(body)
@@ -120,11 +125,9 @@ def _skipped_shell_modules():
   modules = set()
   for _, language, body, skip in ALL_BLOCKS:
     if skip and language == "sh":
-      for command in _shell_commands(body):
-        words = shlex.split(command, comments=True)
-        if "-m" in words:
-          modules.add(words[words.index("-m") + 1])
-  return sorted(modules)
+      modules.update(_module_of(shlex.split(c, comments=True))
+                     for c in _shell_commands(body))
+  return sorted(modules - {None})
 
 
 def _usage(module, cwd):
@@ -145,9 +148,9 @@ def _check_shell_names(body, cwd):
     if words and words[0] == "make":
       assert set(words[1:]) <= targets, f"no Makefile target {words[1:]}"
       continue
-    if "-m" not in words:
+    module = _module_of(words)
+    if module is None:
       continue
-    module = words[words.index("-m") + 1]
     usage = _usage(module, cwd)
     for word in words:
       if word.startswith("--") and word not in ("--help", "--helpfull"):

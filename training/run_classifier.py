@@ -71,10 +71,12 @@ classifier (`export.classifier_tflite`): `input_word_ids`, `input_mask`,
 `[1, num_classes]`; `--tflite_quantization` none (float32), dynamic
 (int8 weights) or int8 (full integer: the activations calibrated on
 `--num_calibration_examples` training examples, or the learnt ranges of
-`--quantization_aware`). Before it is written it runs in LiteRT on the
-(first) evaluation set: float32 must give the in-memory probabilities to
-1e-4, a quantized model may lose at most `--tflite_max_accuracy_drop`
-points of accuracy (default 1), else nothing is written (exit 1). With
+`--quantization_aware`, which starts them from the activations of the
+first `--num_calibration_examples` training examples). Before it is
+written it runs in LiteRT on the (first) evaluation set: float32 must give
+the in-memory probabilities to 1e-4, a quantized model may lose at most
+`--tflite_max_accuracy_drop` points of accuracy (default 1), else nothing
+is written (exit 1). With
 `--tflite_file` and no `--export_path`, the TFLite classifier is the only
 output (no SavedModel).
 
@@ -476,6 +478,21 @@ def _export_tflite(flag_values, classifier, config, train_x, evaluation,
   return report
 
 
+def _calibrate_quantization_ranges(flag_values, classifier, train_x, log):
+  """QAT: the activation ranges from the first training examples."""
+  # pylint: disable=g-import-not-at-top
+  from mobilebert_tf.layers import quantization
+  # pylint: enable=g-import-not-at-top
+  count = min(flag_values.num_calibration_examples,
+              len(train_x["input_word_ids"]))
+  size = flag_values.batch_size
+  calibrated = quantization.calibrate_ranges(
+      classifier, [{k: v[i:i + size] for k, v in train_x.items()}
+                   for i in range(0, count, size)])
+  log(f"Calibrated {calibrated} quantization ranges on {count} training "
+      "examples")
+
+
 class TaskEvaluation(tf_keras.callbacks.Callback):
   """After each epoch: a GLUE task's metrics on each of its dev sets.
 
@@ -611,6 +628,8 @@ def finetune(flag_values, log=print) -> FinetuneResult:
   evals = [(name, encode(d), y) for name, d, y in data.evals]
   log(f"Loaded the encoder and preprocessing, tokenized "
       f"({time.time() - start:.0f} s)")
+  if config is not None and config.use_quantized_training:
+    _calibrate_quantization_ranges(flag_values, classifier, train_x, log)
   batch_size = flag_values.batch_size
   steps_per_epoch = math.ceil(len(train) / batch_size)
   num_train_steps = steps_per_epoch * flag_values.epochs
@@ -755,10 +774,11 @@ def _define_flags() -> flags.FlagValues:
                      "--tflite_file: the most accuracy (points, on the "
                      "evaluation set) it may lose against the in-memory "
                      "model; float32 must match it to 1e-4.", **define)
-  flags.DEFINE_integer("num_calibration_examples", 100, "With "
-                       "--tflite_quantization=int8: training examples that "
-                       "calibrate the activation ranges.", lower_bound=1,
-                       **define)
+  flags.DEFINE_integer("num_calibration_examples", 100, "Training examples "
+                       "that calibrate the activation ranges: of "
+                       "--tflite_quantization=int8, and with "
+                       "--quantization_aware the fake quantization's "
+                       "before training.", lower_bound=1, **define)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing "
                        "--export_path (and result files in --output_dir).",
                        **define)

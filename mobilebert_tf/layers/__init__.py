@@ -7,7 +7,7 @@
 * `transformer`: `MobileBertTransformer`, one block.
 * `masked_lm`: `MobileBertMaskedLM`, the pretraining head.
 * `quantization`: 8-bit fake quantization for quantization-aware training
-  (`ActivationQuantizer`, `quantize_kernel`).
+  (`ActivationQuantizer`, `calibrate_ranges`, `quantize_kernel`).
 * `serialization`: the Keras registration package.
 
 Numerics follow google-research `mobilebert/modeling.py` (TF1). The object
@@ -26,6 +26,7 @@ from mobilebert_tf.layers.masked_lm import MobileBertMaskedLM
 from mobilebert_tf.layers.normalization import NoNorm
 from mobilebert_tf.layers.normalization import get_norm_layer
 from mobilebert_tf.layers.quantization import ActivationQuantizer
+from mobilebert_tf.layers.quantization import calibrate_ranges
 from mobilebert_tf.layers.quantization import quantize_kernel
 from mobilebert_tf.layers.transformer import MobileBertTransformer
 
@@ -37,6 +38,7 @@ __all__ = [
     "MobileBertMaskedLM",
     "MobileBertTransformer",
     "NoNorm",
+    "calibrate_ranges",
     "gelu",
     "get_activation",
     "get_norm_layer",
