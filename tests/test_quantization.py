@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pylint: disable=g-import-not-at-top
 import collections
 import json
+import re
 import sys
 
 import numpy as np
@@ -30,6 +31,7 @@ from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_encoder
 from mobilebert_tf import build_pretrainer
 from mobilebert_tf.layers import MobileBertTransformer
+from mobilebert_tf.layers import NoNorm
 from mobilebert_tf.layers import quantization
 from tests import helpers
 from training import run_classifier as rc
@@ -227,6 +229,80 @@ def test_training_moves_ranges_towards_the_data_and_float():
   assert cosine_to_float() > start
 
 
+def test_calibration_sets_each_range_to_its_float_inputs_mean_extremes():
+  norm = NoNorm(use_quantized_training=True)
+  rng = np.random.default_rng(5)
+  batches = [rng.normal(0.5, 2.0, size=(3, 4, 8)).astype(np.float32)
+             for _ in range(2)]
+  norm(batches[0])
+  gamma, beta = np.linspace(-0.5, 2.0, 8), np.linspace(0.1, 0.3, 8)
+  norm.gamma.assign(gamma)
+  norm.beta.assign(beta)
+  assert quantization.calibrate_ranges(norm, batches) == 4
+
+  def mean_extremes(tensors):  # Each batch's min and max, widened to 0.
+    return (np.mean([min(t.min(), 0.0) for t in tensors]),
+            np.mean([max(t.max(), 0.0) for t in tensors]))
+
+  # The product is of the float input: calibration sees the float layer.
+  want = dict(input=mean_extremes(batches), gamma=mean_extremes([gamma]),
+              beta=mean_extremes([beta]),
+              product=mean_extremes([x * gamma for x in batches]))
+  for name, (minimum, maximum) in want.items():
+    got = norm.quantizers[name]
+    np.testing.assert_allclose([got.min.numpy(), got.max.numpy()],
+                               [minimum, maximum], rtol=1e-6, err_msg=name)
+  # Afterwards the layer fake-quantizes again, with the calibrated ranges.
+  x = batches[1]
+  fq = lambda v, name: _numpy_fake_quant(v, *want[name])  # pylint: disable=unnecessary-lambda-assignment
+  expected = fq(fq(x, "input") * fq(gamma, "gamma"), "product") + fq(
+      beta, "beta")
+  np.testing.assert_allclose(norm(x, training=False).numpy(), expected,
+                             atol=1e-5)
+
+
+def test_calibration_brings_a_qat_encoder_closer_to_its_float_twin():
+  encoder = build_encoder(QAT)
+  rng = np.random.default_rng(6)
+  inputs = _batch(rng)
+  encoder(inputs)
+  float_encoder = build_encoder(QAT.replace(use_quantized_training=False))
+  float_encoder.set_weights([w.numpy() for w in encoder.weights
+                             if "quantizer" not in w.name])
+  reference = float_encoder(inputs, training=False)["sequence_output"]
+
+  def cosine_to_float():
+    qat = encoder(inputs, training=False)["sequence_output"]
+    return float(tf.reduce_sum(qat * reference) / tf.norm(qat) /
+                 tf.norm(reference))
+
+  before = cosine_to_float()
+  quantizers = [m for m in encoder.submodules
+                if isinstance(m, quantization.ActivationQuantizer)]
+  initial = [(q.min.numpy(), q.max.numpy()) for q in quantizers]
+  calibrated = quantization.calibrate_ranges(
+      encoder, [_batch(rng) for _ in range(3)])
+  kept = [q.name for q, ends in zip(quantizers, initial)
+          if (q.min.numpy(), q.max.numpy()) == ends]
+  # Every range but the offsets' (NoNorm's beta starts at zeros: no range
+  # to calibrate).
+  assert calibrated == len(quantizers) - len(kept)
+  assert kept and all(name == "beta_quantizer" for name in kept)
+  assert cosine_to_float() > before
+
+
+def test_calibration_needs_a_qat_model_batches_and_eager_mode():
+  with pytest.raises(ValueError, match="no ActivationQuantizer"):
+    quantization.calibrate_ranges(build_encoder(TINY), [_batch(
+        np.random.default_rng(0))])
+  encoder = build_encoder(QAT)
+  with pytest.raises(ValueError, match="at least one batch"):
+    quantization.calibrate_ranges(encoder, [])
+  batch = _batch(np.random.default_rng(0))
+  with pytest.raises(RuntimeError, match="runs eagerly"):
+    tf.function(lambda: quantization.calibrate_ranges(encoder, [batch]))()
+
+
 def test_checkpoints_interchange_between_float_and_qat(tmp_path):
   float_model = build_pretrainer(TINY)
   prefix = tf.train.Checkpoint(**float_model.checkpoint_items).write(
@@ -340,9 +416,18 @@ def test_classifier_cli_fine_tunes_quantization_aware(tmp_path):
       f"--vocab_file={model['vocab_file']}", "--quantization_aware",
       f"--export_path={tmp_path / 'classifier'}", "--epochs=1",
       "--batch_size=32", "--seq_length=32"])
-  result = rc.finetune(values, log=lambda line: None)
+  lines = []
+  result = rc.finetune(values, log=lines.append)
   assert result.max_abs_diff <= rc.VERIFY_ATOL
   encoder = result.model.get_layer("classifier").encoder_network
+  # The ranges start from the training examples' activations (all 96 of
+  # them: fewer than --num_calibration_examples' default 100).
+  quantizers = [m for m in encoder.submodules
+                if isinstance(m, quantization.ActivationQuantizer)]
+  calibrated = [re.fullmatch(r"Calibrated (\d+) quantization ranges on 96 "
+                             r"training examples", line) for line in lines]
+  calibrated = [int(m.group(1)) for m in calibrated if m]
+  assert len(calibrated) == 1 and 0 < calibrated[0] <= len(quantizers)
   ranges = [w for w in encoder.non_trainable_weights if "quantizer" in w.name
             and "shifted_scores_quantizer/min" not in w.name]
   assert ranges and all(abs(w.numpy()) != 6.0 for w in ranges)  # Trained.
