@@ -10,6 +10,7 @@ unanswerable questions. The CLI runs in fresh processes.
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -458,6 +459,9 @@ def test_cli_fine_tunes_quantization_aware(tmp_path, vocab_file, tiny_config,
   captured = capsys.readouterr()
   assert code == 0, captured.err[-3000:]
   assert "LiteRT answers" in captured.out  # the export check passed
+  # The ranges start from the first training windows' activations.
+  assert re.search(r"^Calibrated [1-9]\d* quantization ranges on "
+                   r"[1-9]\d* training windows\.$", captured.out, re.M)
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out)))
   ranges = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
             if "quantizers" in k and k.startswith("model/")}

@@ -133,6 +133,10 @@ def _define_flags() -> flags.FlagValues:
                        "relu becomes relu6, the mask rule "
                        "quantization_friendly): see docs/tflite.md.",
                        **define)
+  flags.DEFINE_integer("num_calibration_examples", 100, "With "
+                       "--quantization_aware: training windows whose "
+                       "activations set the fake quantization's ranges "
+                       "before the first step.", lower_bound=1, **define)
   flags.DEFINE_integer("seed", 12345, "Seed of the head's initialization "
                        "and the shuffle.", **define)
   return pretrain.define_loop_flags(values)
@@ -407,6 +411,9 @@ def run_squad(values, log=print) -> Dict[str, float]:
       elif latest is None and pretrainer is not None:
         log("Warning: no --init_checkpoint: the encoder starts from random "
             "weights.")
+      if (latest is None and values.do_train and config is not None and
+          config.use_quantized_training):
+        _calibrate_quantization_ranges(values, model, train_inputs, log)
       log(f"{distribution.replica_note(strategy, values.train_batch_size)}; "
           f"policy {values.mixed_precision}; output_dir {values.output_dir}.")
       results = {}
@@ -427,6 +434,23 @@ def run_squad(values, log=print) -> Dict[str, float]:
       return results
     finally:
       tf_keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _calibrate_quantization_ranges(values, model, train_inputs, log):
+  """QAT, before the first step: the activation ranges from the first
+  training windows (the same each time: a resumed run calibrates alike)."""
+  # pylint: disable=g-import-not-at-top
+  from mobilebert_tf import heads
+  from mobilebert_tf.layers import quantization
+  # pylint: enable=g-import-not-at-top
+  count = min(values.num_calibration_examples,
+              len(train_inputs["input_word_ids"]))
+  size = values.train_batch_size
+  calibrated = quantization.calibrate_ranges(
+      model, [{k: train_inputs[k][i:i + size] for k in heads.ENCODER_INPUTS}
+              for i in range(0, count, size)])
+  log(f"Calibrated {calibrated} quantization ranges on {count} training "
+      "windows.")
 
 
 def _predict(values, model, preprocessor, examples, dataset, window, log):
