@@ -132,17 +132,18 @@ def model_config(config, fine_tuning: str):
   return config
 
 
-def _config_file(fine_tuning: str, work_dir: str) -> str:
-  """The --bert_config_file of a fine-tuning (FINE_TUNINGS)."""
-  config_file = os.path.join(DEMO_DIR, "bert_config.json")
+def config_file(fine_tuning: str, work_dir: str) -> str:
+  """The --bert_config_file of a fine-tuning (FINE_TUNINGS), for
+  `training.run_classifier` and `training.run_squad`."""
+  demo_config = os.path.join(DEMO_DIR, "bert_config.json")
   if fine_tuning != "friendly":
-    return config_file  # QAT: run_classifier's --quantization_aware.
-  # run_classifier takes the mask rule from the config file.
+    return demo_config  # QAT: the CLIs' --quantization_aware.
+  # The CLIs take the mask rule from the config file.
   from mobilebert_tf import config as config_lib
   from mobilebert_tf import files
   return files.write_text(
       os.path.join(work_dir, "friendly_mask_config.json"),
-      model_config(config_lib.load_config(config_file),
+      model_config(config_lib.load_config(demo_config),
                    fine_tuning).to_json_string(), overwrite=True)
 
 
@@ -194,7 +195,7 @@ def _fine_tune(values, task, work_dir: str, log) -> Dict[str, dict]:
     row, _, quantization, _ = next(v for v in VARIANTS
                                    if v[3] == fine_tuning)
     args = _run_classifier_args(values, task, work_dir,
-                                _config_file(fine_tuning, work_dir), row,
+                                config_file(fine_tuning, work_dir), row,
                                 quantization, fine_tuning)
     log(f"{PROGRAM}: python -m training.run_classifier {' '.join(args)}")
     flag_values = run_classifier.parse_flags(["run_classifier", *args])

@@ -1,15 +1,20 @@
 """The question-answering TFLite model: packed windows in, span logits out.
 
 `convert_qa` turns a `MobileBertForQuestionAnswering` over a
-`MobileBERTEncoder` into a fixed-shape float32 TFLite model whose
-`serving_default` takes the three int32 encoder inputs `[1, seq_length]`
-(one window: `qa.prepare_qa_inputs`'s rows) and returns float32
-`start_logits` and `end_logits` `[1, seq_length]`, the shape of TFLite's
-BERT question-answerer models. The model is rebuilt without input checks
-(TFLite has no Assert op) and its weights restored by object graph from the
-trained one. `verify_qa` runs the flatbuffer in LiteRT on every window of
-some questions and checks that `qa.extract_answers` gives the in-memory
-model's answers.
+`MobileBERTEncoder` into a fixed-shape TFLite model (float32, dynamic-range
+int8 or full int8) whose `serving_default` takes the three int32 encoder
+inputs `[1, seq_length]` (one window: `qa.prepare_qa_inputs`'s rows) and
+returns float32 `start_logits` and `end_logits` `[1, seq_length]`, the shape
+of TFLite's BERT question-answerer models. The model is rebuilt without
+input checks (TFLite has no Assert op) and its weights restored by object
+graph from the trained one; a quantization-aware (QAT) model keeps its fake
+quantization, whose learnt ranges the full-integer conversion uses.
+
+Two checks. `verify_qa` runs the flatbuffer in LiteRT on every window of
+some questions and requires the in-memory model's answers (float32, where
+no answers are known). On a set with answers, `run_qa` gives the logits of
+every window, the caller scores them (EM and F1) as it scores the in-memory
+model, and `check_qa` applies the bars below to the `QAReport`.
 
 Example:
 
@@ -18,7 +23,8 @@ Example:
 ...           seq_length=384)
 """
 
-from typing import Dict, Sequence
+import dataclasses
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -28,6 +34,11 @@ from mobilebert_tf import heads
 from mobilebert_tf import qa
 
 QA_OUTPUTS = ("start_logits", "end_logits")
+# Quantizations a QA model converts with: float16 gives no speed on CPU.
+QUANTIZATIONS = ("none", "dynamic", "int8")
+# Quantized: the F1 lost on the evaluation set, in points. 1 point is the
+# on-device target (QAT full int8 within 1 F1 point of float32).
+DEFAULT_MAX_F1_DROP = 1.0
 
 
 def rebuild_without_checks(model, config):
@@ -37,11 +48,106 @@ def rebuild_without_checks(model, config):
           encoder, classifier_dropout=0.0, name=model.name))
 
 
-def convert_qa(model, config, seq_length: int) -> bytes:
-  """The float32 TFLite flatbuffer of a QA model (batch 1)."""
+def convert_qa(model, config, seq_length: int, quantization: str = "none",
+               representative_batches: Optional[Iterable[dict]] = None
+               ) -> bytes:
+  """The TFLite flatbuffer of a QA model (batch 1).
+
+  Args:
+    model: a `MobileBertForQuestionAnswering` over a `MobileBERTEncoder` of
+      `config`.
+    config: its `MobileBertConfig` (with `use_quantized_training` for a QAT
+      model).
+    seq_length: int, the window length.
+    quantization: one of `QUANTIZATIONS`. Defaults to "none" (float32).
+    representative_batches: for "int8": dicts of int32 `[1, seq_length]`
+      windows of real text (the activations' calibration).
+
+  Raises:
+    tflite_convert.ConversionError: a bad option.
+  """
+  if quantization not in QUANTIZATIONS:
+    raise tflite_convert.ConversionError(
+        f"a QA model converts with one of {QUANTIZATIONS}. Received: "
+        f"{quantization!r}")
   return tflite_convert.convert_model(
-      rebuild_without_checks(model, config), QA_OUTPUTS, "none",
-      seq_length=seq_length, batch_size=1)
+      rebuild_without_checks(model, config), QA_OUTPUTS, quantization,
+      seq_length=seq_length, batch_size=1,
+      representative_batches=representative_batches)
+
+
+def run_qa(flatbuffer: bytes, inputs: Dict[str, np.ndarray],
+           num_threads: Optional[int] = None) -> Dict[str, np.ndarray]:
+  """`start_logits` and `end_logits` `[n, seq_length]` of LiteRT on every
+  window of `inputs` (int32 `[n, seq_length]` encoder inputs), one by one."""
+  rows = [{k: v[i:i + 1] for k, v in inputs.items()}
+          for i in range(len(inputs["input_word_ids"]))]
+  return tflite_verify.run_tflite(flatbuffer, rows, num_threads=num_threads,
+                                  output_names=QA_OUTPUTS)
+
+
+def max_logit_difference(got: Dict[str, np.ndarray],
+                         want: Dict[str, np.ndarray], features) -> float:
+  """The largest |start/end logit difference| over the context pieces of
+  the windows (`qa.prepare_qa_inputs`'s features): the logits that answer."""
+  context = features.context_mask
+  return max(float(np.abs(got[k][context] - want[k][context]).max())
+             for k in QA_OUTPUTS)
+
+
+@dataclasses.dataclass
+class QAReport:
+  """A TFLite QA model scored on questions with answers.
+
+  Attributes:
+    questions: int.
+    windows: int.
+    exact_match, f1: the TFLite model's official SQuAD scores (0-100).
+    reference_exact_match, reference_f1: the in-memory model's.
+    same_answer: fraction of questions where both give the same answer.
+    max_abs_logit_diff: the largest |logit difference| over context pieces.
+  """
+  questions: int
+  windows: int
+  exact_match: float
+  f1: float
+  reference_exact_match: float
+  reference_f1: float
+  same_answer: float
+  max_abs_logit_diff: float
+
+  @property
+  def f1_drop(self) -> float:
+    """Points of F1 lost to the conversion (negative: gained)."""
+    return self.reference_f1 - self.f1
+
+  def format(self) -> str:
+    return (f"EM {self.exact_match:.2f}, F1 {self.f1:.2f} (in memory "
+            f"{self.reference_exact_match:.2f}, {self.reference_f1:.2f}) on "
+            f"{self.questions} questions ({self.windows} windows), same "
+            f"answer on {100 * self.same_answer:.1f}%, max |logit "
+            f"difference| {self.max_abs_logit_diff:.2g}")
+
+
+def check_qa(report: QAReport, quantization: str,
+             max_f1_drop: float = DEFAULT_MAX_F1_DROP) -> None:
+  """Refuses a conversion that computes something else.
+
+  float32 must give the in-memory answer to every question; a quantized
+  model may lose at most `max_f1_drop` points of F1.
+
+  Raises:
+    tflite_verify.VerificationError: with the measurement.
+  """
+  if quantization == "none":
+    if report.same_answer != 1.0:
+      raise tflite_verify.VerificationError(
+          f"the float32 TFLite QA model answers otherwise than the in-memory "
+          f"model: {report.format()}")
+  elif not report.f1_drop <= max_f1_drop:
+    raise tflite_verify.VerificationError(
+        f"the {quantization} TFLite QA model loses {report.f1_drop:.2f} F1 "
+        f"points: {report.format()} (bar {max_f1_drop:g} points)")
 
 
 def verify_qa(flatbuffer: bytes, model, preprocessor,
@@ -68,14 +174,10 @@ def verify_qa(flatbuffer: bytes, model, preprocessor,
   inputs, features = qa.prepare_qa_inputs(
       preprocessor, questions, contexts, seq_length=seq_length,
       max_query_length=max_query_length, doc_stride=doc_stride)
-  rows = [{k: v[i:i + 1] for k, v in inputs.items()}
-          for i in range(len(features))]
-  got = tflite_verify.run_tflite(flatbuffer, rows, output_names=QA_OUTPUTS)
+  got = run_qa(flatbuffer, inputs)
   want = model(inputs, training=False)
   want = {k: want[k].numpy() for k in QA_OUTPUTS}
-  context = features.context_mask
-  diff = max(float(np.abs(got[k][context] - want[k][context]).max())
-             for k in QA_OUTPUTS)
+  diff = max_logit_difference(got, want, features)
   ours = qa.extract_answers(got["start_logits"], got["end_logits"], features,
                             **answer_options)
   theirs = qa.extract_answers(want["start_logits"], want["end_logits"],

@@ -160,6 +160,12 @@ def _check_encoder(encoder_network):
         f"{type(encoder_network).__name__}")
 
 
+def _quantization_aware(encoder_network) -> bool:
+  """Whether the encoder is a `MobileBERTEncoder` with fake quantization."""
+  return isinstance(encoder_network, MobileBERTEncoder) and bool(
+      encoder_network.get_config().get("use_quantized_training"))
+
+
 def _check_rate(name, value):
   if value is None:
     return
@@ -369,6 +375,14 @@ class MobileBertForQuestionAnswering(_TaskModel):
   (the model learns to avoid it; `qa.best_spans` excludes it with the context
   mask of `qa.context_mask`). Where unmasked, the logits equal transformers'.
 
+  Quantization-aware (an encoder with `use_quantized_training`): the sequence
+  output is fake-quantized before `qa_outputs` (an `ActivationQuantizer`,
+  `qa_outputs_input_quantizer`), as the blocks' dense inputs are. Without
+  that range TF 2.20's converter cannot write the full-integer model once the
+  `qa_outputs` bias is non-zero, that is after any training step (measured:
+  "'tfl.fully_connected' op result #0 must be ... QI8 ..., but got ...
+  i32"); the classifier's `[batch, hidden]` input converts without it.
+
   Args:
     encoder_network: a `MobileBERTEncoder` (or a `hub.KerasLayer` of one).
     classifier_dropout: float or None. Dropout on the sequence output; None
@@ -400,9 +414,16 @@ class MobileBertForQuestionAnswering(_TaskModel):
     init = _resolve_initializer(encoder_network, initializer)
     inputs = _encoder_inputs()
     sequence = encoder_network(inputs)["sequence_output"]  # [b, seq, hidden]
+    head_items = {}
+    if _quantization_aware(encoder_network):
+      quantizer = layers.ActivationQuantizer(
+          name="qa_outputs_input_quantizer")
+      sequence = quantizer(sequence)
+      head_items["qa_outputs_input_quantizer"] = quantizer
     dropout = tf_keras.layers.Dropout(rate, name="classifier_dropout")
     qa_outputs = tf_keras.layers.Dense(
         2, kernel_initializer=init, dtype=tf.float32, name="qa_outputs")
+    head_items["qa_outputs"] = qa_outputs
     logits = qa_outputs(dropout(sequence))  # [batch, seq, 2]
     # One layer per output, so Keras names the outputs (and their losses and
     # metrics in `fit`) "start_logits" and "end_logits".
@@ -412,7 +433,7 @@ class MobileBertForQuestionAnswering(_TaskModel):
                                     inputs["input_type_ids"])
         for index, name in enumerate(("start_logits", "end_logits"))}
     super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-    self._finish(encoder_network, dict(qa_outputs=qa_outputs), dict(
+    self._finish(encoder_network, head_items, dict(
         classifier_dropout=classifier_dropout,
         mask_outside_context=mask_outside_context,
         context_type_id=context_type_id,

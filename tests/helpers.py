@@ -93,6 +93,16 @@ def write_tiny_text_model(directory, sentences, seed=0,
               checkpoint=checkpoint, pretrainer=pretrainer)
 
 
+def move_no_norm_weights(model, seed=1):
+  """Moves every NoNorm offset and scale by N(0, 0.1), as pretraining leaves
+  them: a fresh model's all-zero offsets fail the full-int8 conversion of a
+  QAT model (docs/tflite.md, "Known limits")."""
+  rng = np.random.default_rng(seed)
+  for weight in model.weights:
+    if weight.name.endswith(("/beta:0", "/gamma:0")):
+      weight.assign_add(rng.normal(0, 0.1, weight.shape).astype(np.float32))
+
+
 def make_encoder_inputs(config, batch=3, seq=8, num_predictions=3, seed=0):
   """int32 inputs with padding (one full row) and both token types."""
   rng = np.random.default_rng(seed)

@@ -30,13 +30,7 @@ def _model(directory, normalization_type):
       directory, tsv.read_tsv(DEV).texts[0],
       normalization_type=normalization_type)
   if normalization_type == "no_norm":
-    # NoNorm offsets and scales as a pretrained model has them: all-zero
-    # offsets (a fresh model's) fail the full-int8 conversion
-    # (docs/tflite.md).
-    rng = np.random.default_rng(1)
-    for weight in model["pretrainer"].weights:
-      if weight.name.endswith(("/beta:0", "/gamma:0")):
-        weight.assign_add(rng.normal(0, 0.1, weight.shape).astype(np.float32))
+    helpers.move_no_norm_weights(model["pretrainer"])
     model["checkpoint"] = tf.train.Checkpoint(
         **model["pretrainer"].checkpoint_items).write(
             os.path.join(str(directory), "trained", "model"))

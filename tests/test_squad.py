@@ -27,10 +27,12 @@ import tf_keras
 from export import qa_savedmodel
 from export import qa_tflite
 from export import tflite_verify
+from mobilebert_tf import _compat
 from mobilebert_tf import config as config_lib
 from mobilebert_tf import heads
 from mobilebert_tf import preprocessing
 from mobilebert_tf import qa
+from mobilebert_tf.pretrainer import build_pretrainer
 from tests import helpers
 from tests import workspace
 from training import run_squad
@@ -448,17 +450,63 @@ def test_cli_fine_tunes_quantization_aware(tmp_path, vocab_file, tiny_config,
                                            capsys):
   train = _synthetic_squad(tmp_path / "train.json", 24, seed=1)
   out = tmp_path / "out"
-  code = run_squad.main([
+  # The encoder as pretraining leaves it (NoNorm offsets not all zero).
+  pretrainer = build_pretrainer(config_lib.load_config(
+      tiny_config).for_quantization_aware_training())
+  helpers.move_no_norm_weights(pretrainer)
+  init = tf.train.Checkpoint(**pretrainer.checkpoint_items).write(
+      str(tmp_path / "init" / "model"))
+  args = [
       "run_squad", f"--bert_config_file={tiny_config}",
-      f"--vocab_file={vocab_file}", "--do_train", f"--train_file={train}",
-      "--do_predict", f"--predict_file={train}", f"--output_dir={out}",
-      "--max_seq_length=32", "--max_query_length=8", "--doc_stride=8",
-      "--train_batch_size=8", "--num_train_epochs=1", "--learning_rate=1e-3",
-      "--steps_per_loop=4", "--quantization_aware",
-      f"--tflite_file={tmp_path / 'qa.tflite'}"])
+      f"--init_checkpoint={init}",
+      f"--vocab_file={vocab_file}", "--do_predict", f"--predict_file={train}",
+      f"--output_dir={out}", "--max_seq_length=32", "--max_query_length=8",
+      "--doc_stride=8", "--quantization_aware"]
+  # A tiny model after 3 steps answers near chance, where int8 rounding
+  # moves answers: the F1 bar is measured on a learnt task (benchmarks),
+  # not here.
+  code = run_squad.main(args + [
+      "--do_train", f"--train_file={train}", "--train_batch_size=8",
+      "--num_train_epochs=1", "--learning_rate=1e-3", "--steps_per_loop=4",
+      f"--tflite_file={tmp_path / 'qa.tflite'}", "--tflite_quantization=int8",
+      "--num_calibration_examples=16", "--tflite_max_f1_drop=100"])
   captured = capsys.readouterr()
   assert code == 0, captured.err[-3000:]
-  assert "LiteRT answers" in captured.out  # the export check passed
+  # The full-integer model was scored on every question before it was
+  # written, beside the in-memory model's scores.
+  assert re.search(r"^Wrote .*qa\.tflite \(.* MiB, int8; .*on --predict_file: "
+                   r"EM [\d.]+, F1 [\d.]+ \(in memory [\d.]+, [\d.]+\) on 24 "
+                   r"questions", captured.out, re.M), captured.out
+  with open(out / run_squad.TFLITE_EVAL_RESULTS_FILE, encoding="utf-8") as f:
+    scored = json.load(f)
+  with open(out / run_squad.EVAL_RESULTS_FILE, encoding="utf-8") as f:
+    in_memory = json.load(f)
+  assert scored["quantization"] == "int8" and scored["questions"] == 24
+  assert scored["reference_f1"] == in_memory["f1"]
+  assert 0.0 <= scored["f1"] <= 100.0 and 0.0 <= scored["same_answer"] <= 1.0
+  with open(tmp_path / "qa.tflite", "rb") as f:
+    interpreter = Interpreter(model_content=f.read())
+  interpreter.allocate_tensors()
+  tensors = interpreter.get_tensor_details()
+  matmuls = [op for op in _compat.tflite_op_details(interpreter)
+             if op["op_name"] in ("FULLY_CONNECTED", "BATCH_MATMUL")]
+  assert matmuls
+  for op in matmuls:  # full integer: int8 in and out of every product
+    for index in list(op["inputs"]) + list(op["outputs"]):
+      if index >= 0:
+        assert tensors[index]["dtype"] in (np.int8, np.int32), (
+            op["op_name"], tensors[index]["name"])
+  # A bar no conversion can meet (F1 gained beyond 100 points): refused
+  # with the measurement, the scores kept, no model written.
+  code = run_squad.main(args + [
+      f"--tflite_file={tmp_path / 'refused.tflite'}",
+      "--tflite_quantization=dynamic", "--tflite_max_f1_drop=-101"])
+  err = capsys.readouterr().err.strip()
+  assert code == 1 and len(err.splitlines()) == 1, err
+  assert "the dynamic TFLite QA model loses" in err and "bar -101" in err
+  assert not (tmp_path / "refused.tflite").exists()
+  with open(out / run_squad.TFLITE_EVAL_RESULTS_FILE, encoding="utf-8") as f:
+    assert json.load(f)["quantization"] == "dynamic"
   # The ranges start from the first training windows' activations.
   assert re.search(r"^Calibrated [1-9]\d* quantization ranges on "
                    r"[1-9]\d* training windows\.$", captured.out, re.M)
@@ -490,6 +538,18 @@ def test_cli_refuses_quantization_aware_training_of_a_hub_module(
     (["--hub_module=DIR"], "not both"),
     (["--distribution_strategy=multi_worker_mirrored"],
      "--do_predict with --distribution_strategy=multi_worker_mirrored"),
+    (["--tflite_quantization=int8"],
+     "--tflite_quantization: only with --tflite_file"),
+    (["--tflite_file=x.tflite", "--tflite_quantization=float16"],
+     "--tflite_quantization"),
+    (["--tflite_file=x.tflite", "--tflite_quantization=dynamic",
+      "--nodo_predict", "--do_train", "--train_file=x.json"],
+     "--tflite_quantization=dynamic is checked by the F1 it keeps: pass "
+     "--do_predict"),
+    (["--tflite_file=x.tflite", "--tflite_quantization=int8",
+      "--predict_file=NO_ANSWERS"],
+     "--tflite_quantization=int8 is checked by the F1 it keeps, and "
+     "--predict_file"),
 ])
 def test_cli_usage_errors_exit_2_with_one_line(capsys, tiny_config,
                                                vocab_file, tmp_path, extra,
@@ -499,6 +559,9 @@ def test_cli_usage_errors_exit_2_with_one_line(capsys, tiny_config,
           f"--output_dir={tmp_path / 'out'}", "--max_seq_length=32",
           "--max_query_length=8", "--doc_stride=8",
           f"--predict_file={tmp_path / 'x.json'}"]
+  no_answers = _write_squad(tmp_path / "no_answers.json", [{
+      "context": "Ada wrote it.", "qas": [{"id": "q", "question": "Who?"}]}])
+  extra = [a.replace("NO_ANSWERS", str(no_answers)) for a in extra]
   assert run_squad.main(args + extra) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and message in err, err
@@ -588,3 +651,33 @@ def test_tflite_qa_model_answers_as_the_in_memory_model(tiny_config,
   with pytest.raises(RuntimeError, match="nothing was written"):
     qa_tflite.verify_qa(flatbuffer, other, preprocessor, questions, contexts,
                         n_best_size=5, **WINDOW)
+
+
+@pytest.mark.parametrize("report, quantization, bar, fails", [
+    (dict(same_answer=0.99), "none", 1.0, True),  # one answer of 100 moved
+    (dict(same_answer=1.0, f1=70.0), "none", 1.0, False),
+    (dict(f1=78.5), "dynamic", 1.0, True),  # 1.5 points lost
+    (dict(f1=79.5), "int8", 1.0, False),
+    (dict(f1=78.5), "int8", 2.0, False),
+    (dict(f1=82.0), "int8", 1.0, False),  # gained
+])
+def test_check_qa_applies_the_bars(report, quantization, bar, fails):
+  values = dict(questions=100, windows=180, exact_match=70.0, f1=80.0,
+                reference_exact_match=70.0, reference_f1=80.0,
+                same_answer=0.9, max_abs_logit_diff=0.1)
+  values.update(report)
+  report = qa_tflite.QAReport(**values)
+  if fails:
+    with pytest.raises(tflite_verify.VerificationError,
+                       match="bar" if quantization != "none" else "otherwise"):
+      qa_tflite.check_qa(report, quantization, bar)
+  else:
+    qa_tflite.check_qa(report, quantization, bar)
+
+
+def test_convert_qa_names_its_quantizations(tiny_config):
+  config = config_lib.load_config(tiny_config)
+  model = heads.build_for_question_answering(config)
+  with pytest.raises(ValueError, match=r"one of \('none', 'dynamic', 'int8'\)"
+                     r"\. Received: 'float16'"):
+    qa_tflite.convert_qa(model, config, WINDOW["seq_length"], "float16")

@@ -43,17 +43,46 @@ def test_files_record_the_run_and_its_scores(quick_run):
       max_start_delay=datetime.timedelta(minutes=2))
   result = quick_run.result
   assert result["epochs"] == 0.05 and result["window"] == squad.WINDOW
-  # The fine-tuned scores are the official evaluation of the run's own
-  # predictions (kept in --work_dir).
-  with open(quick_run.work_dir / "predictions.json", encoding="utf-8") as f:
+  # Quick: the first questions of the bundled files, copied to --work_dir.
+  dev_path = str(quick_run.work_dir / result["data_files"]["dev"])
+  dataset = squad_data.load_dataset(dev_path)
+  assert sum(len(p["qas"]) for a in dataset for p in a["paragraphs"]) == (
+      squad.QUICK_QUESTIONS["dev"])
+  first = squad_data.load_dataset(BUNDLED["dev"])[0]["paragraphs"][0]
+  assert dataset[0]["paragraphs"][0]["qas"][0] == first["qas"][0]
+  # The fine-tuned scores are the official evaluation of the float run's
+  # own predictions (kept in --work_dir).
+  with open(quick_run.work_dir / "float" / "predictions.json",
+            encoding="utf-8") as f:
     predictions = json.load(f)
-  dataset = squad_data.load_dataset(BUNDLED["dev"])
   assert result["fine_tuned"] == pytest.approx(
       squad_data.evaluate(dataset, predictions))
-  assert result["baselines"] == squad.baselines(BUNDLED["dev"])
+  assert result["baselines"] == squad.baselines(dev_path)
   for name, scores in [("demo model fine-tuned", result["fine_tuned"])]:
     assert (f"| {name} | {scores['exact_match']:.1f} | {scores['f1']:.1f} |"
             in quick_run.markdown)
+
+
+def test_tflite_models_are_scored_beside_their_in_memory_models(quick_run):
+  variants = quick_run.result["variants"]
+  assert sorted(variants) == sorted(squad.QUICK_VARIANTS)
+  labels = {row: label for row, label, _, _ in squad.VARIANTS}
+  for row, record in variants.items():
+    quantization = next(v[2] for v in squad.VARIANTS if v[0] == row)
+    fine_tuning = next(v[3] for v in squad.VARIANTS if v[0] == row)
+    assert record["quantization"] == quantization
+    assert record["questions"] == squad.QUICK_QUESTIONS["dev"]
+    # Each TFLite model's reference is its own fine-tuning's in-memory
+    # evaluation (the float32 and dynamic rows share one).
+    in_memory = quick_run.result["runs"][fine_tuning]["scores"]
+    assert record["reference_f1"] == pytest.approx(in_memory["f1"])
+    assert (quick_run.work_dir / fine_tuning / f"{row}.tflite").exists()
+    assert (f"| {labels[row]} | {record['exact_match']:.2f} | "
+            f"{record['f1']:.2f} |") in quick_run.markdown
+  # float32 answers as its in-memory model (run_squad's check).
+  assert variants["float32"]["same_answer"] == 1.0
+  assert "Target: QAT full int8 within 1 F1 point of float32" in (
+      quick_run.markdown)
 
 
 def test_baselines_score_the_first_member_of_each_context(tmp_path):

@@ -36,10 +36,19 @@ answers, `eval_results.json` with the official SQuAD evaluation's EM and F1.
 inside, checked against the in-memory pipeline before it is renamed into
 place. Load it after `import tensorflow_text`.
 
-`--tflite_file`: a float32 TFLite model of one window (`export.qa_tflite`:
-the three int32 inputs `[1, --max_seq_length]` -> `start_logits`,
-`end_logits`), checked in LiteRT against the in-memory answers; the app
-tokenizes and slides the windows itself (as `mobilebert_tf.qa`).
+`--tflite_file`: a TFLite model of one window (`export.qa_tflite`: the three
+int32 inputs `[1, --max_seq_length]` -> `start_logits`, `end_logits`); the
+app tokenizes and slides the windows itself (as `mobilebert_tf.qa`).
+`--tflite_quantization` none (float32), dynamic (int8 weights) or int8 (full
+integer: activations calibrated on the first `--num_calibration_examples`
+training windows, or the predict windows without `--do_train`; after
+`--quantization_aware`, the ranges it learnt). Before it is written, LiteRT
+answers the questions: with `--do_predict` on a file with answers, every one
+of them, scored as the in-memory model (`tflite_eval_results.json`: both EM
+and F1); float32 must give the in-memory answer to each question, a
+quantized model may lose at most `--tflite_max_f1_drop` F1 points (default
+1). A quantized model needs those answers; float32 without them is checked
+on the first 16 questions.
 
 Exit codes: 0 done; 2 bad flags or input (one line on stderr); 1 a failed
 export check.
@@ -51,10 +60,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __name__ == "__main__":  # A command line: see `mobilebert_tf.cli`.
   os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import dataclasses
 import json
 import sys
 import time
-from typing import Dict, Sequence
+from typing import Dict, NamedTuple, Optional, Sequence
 
 from absl import flags
 
@@ -62,6 +72,7 @@ from training import pretrain
 
 _PROGRAM = "python -m training.run_squad"
 EVAL_RESULTS_FILE = "eval_results.json"
+TFLITE_EVAL_RESULTS_FILE = "tflite_eval_results.json"
 InputError = pretrain.InputError
 
 
@@ -122,9 +133,20 @@ def _define_flags() -> flags.FlagValues:
   flags.DEFINE_string("export_dir", None, "Write a serving SavedModel here: "
                       "question and context strings -> answer, with the "
                       "windows inside.", **define)
-  flags.DEFINE_string("tflite_file", None, "Write a float32 TFLite QA model "
-                      "here: one window of int32 ids -> start/end logits.",
+  flags.DEFINE_string("tflite_file", None, "Write a TFLite QA model here: "
+                      "one window of int32 ids -> start/end logits.",
                       **define)
+  flags.DEFINE_enum("tflite_quantization", "none",
+                    ["none", "dynamic", "int8"], "With --tflite_file: "
+                    "float32, dynamic-range int8 weights, or full integer "
+                    "(activations calibrated on --num_calibration_examples "
+                    "windows; after --quantization_aware, the learnt "
+                    "ranges). Quantized: needs --do_predict on a file with "
+                    "answers.", **define)
+  flags.DEFINE_float("tflite_max_f1_drop", 1.0, "With a quantized "
+                     "--tflite_file: the most F1 (points, on --predict_file) "
+                     "it may lose against the in-memory model; float32 must "
+                     "give the same answers.", **define)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir "
                        "or --tflite_file.", **define)
   flags.DEFINE_boolean("quantization_aware", False, "With "
@@ -133,10 +155,13 @@ def _define_flags() -> flags.FlagValues:
                        "relu becomes relu6, the mask rule "
                        "quantization_friendly): see docs/tflite.md.",
                        **define)
-  flags.DEFINE_integer("num_calibration_examples", 100, "With "
-                       "--quantization_aware: training windows whose "
-                       "activations set the fake quantization's ranges "
-                       "before the first step.", lower_bound=1, **define)
+  flags.DEFINE_integer("num_calibration_examples", 100, "Windows whose "
+                       "activations set the ranges: with "
+                       "--quantization_aware the fake quantization's before "
+                       "the first step (training windows), and "
+                       "--tflite_quantization=int8's (training windows, or "
+                       "the predict windows without --do_train).",
+                       lower_bound=1, **define)
   flags.DEFINE_integer("seed", 12345, "Seed of the head's initialization "
                        "and the shuffle.", **define)
   return pretrain.define_loop_flags(values)
@@ -170,6 +195,13 @@ def check_flags(values) -> None:
     raise InputError("--tflite_file needs --bert_config_file: the model is "
                      "rebuilt from its config for TFLite, which a "
                      "--hub_module has not")
+  if values.tflite_quantization != "none" and not values.tflite_file:
+    raise InputError("--tflite_quantization: only with --tflite_file")
+  if values.tflite_file and values.tflite_quantization != "none" and (
+      not values.do_predict):
+    raise InputError(f"--tflite_quantization={values.tflite_quantization} "
+                     "is checked by the F1 it keeps: pass --do_predict with "
+                     "a --predict_file that has answers")
   if values.hub_module and values.quantization_aware:
     raise InputError("--quantization_aware needs --bert_config_file: a "
                      "--hub_module's graph cannot take fake-quantization "
@@ -304,6 +336,11 @@ def run_squad(values, log=print) -> Dict[str, float]:
   predict_examples, predict_dataset = (
       _read(values, "predict_file", False, log)
       if values.do_predict else ([], None))
+  if values.tflite_file and values.tflite_quantization != "none" and (
+      not _scorable(values, predict_dataset)):
+    raise InputError(f"--tflite_quantization={values.tflite_quantization} "
+                     f"is checked by the F1 it keeps, and --predict_file "
+                     f"{values.predict_file} has no answers to score")
   if not os.path.isfile(values.vocab_file):
     raise InputError(f"--vocab_file: {values.vocab_file} does not exist")
   from mobilebert_tf import files  # pylint: disable=g-import-not-at-top
@@ -416,20 +453,22 @@ def run_squad(values, log=print) -> Dict[str, float]:
         _calibrate_quantization_ranges(values, model, train_inputs, log)
       log(f"{distribution.replica_note(strategy, values.train_batch_size)}; "
           f"policy {values.mixed_precision}; output_dir {values.output_dir}.")
-      results = {}
+      results, prediction = {}, None
       if values.do_train:
         results = trainer.train(num_train_steps)
       else:
         trainer.restore(model_only=True)
       if values.do_predict:
-        results = _predict(values, model, preprocessor, predict_examples,
-                           predict_dataset, window, log)
+        prediction = _predict(values, model, preprocessor, predict_examples,
+                              predict_dataset, window, log)
+        results = prediction.scores or {}
       if values.export_dir:
         _export(values, model, preprocessor, predict_examples or train_examples,
                 window, log)
       if values.tflite_file:
         _export_tflite(values, model, config, preprocessor,
-                       predict_examples or train_examples, window, log)
+                       predict_examples or train_examples, window, log,
+                       prediction, train_inputs)
       log(f"Done ({time.time() - start_time:.0f} s).")
       return results
     finally:
@@ -453,41 +492,73 @@ def _calibrate_quantization_ranges(values, model, train_inputs, log):
       "windows.")
 
 
-def _predict(values, model, preprocessor, examples, dataset, window, log):
+def _scorable(values, dataset) -> bool:
+  """Whether predictions of a SQuAD `data` list can be scored: it has
+  answers (SQuAD 2.0: every question counts, unanswerable ones too)."""
+  return values.version_2_with_negative or any(
+      q.get("answers") for a in dataset or ()
+      for p in a["paragraphs"] for q in p["qas"])
+
+
+class _Prediction(NamedTuple):
+  """The in-memory model's answers to --predict_file (what the TFLite model
+  is scored against): the windows, their logits, the answers and, for a file
+  with answers, the evaluation (else None)."""
+  examples: list
+  dataset: list
+  inputs: Dict[str, object]
+  features: object
+  logits: Dict[str, object]
+  answers: list
+  scores: Optional[Dict[str, float]]
+
+
+def _answers(values, logits, features):
+  """The best answer of each question from its windows' logits."""
+  from mobilebert_tf import qa  # pylint: disable=g-import-not-at-top
+  return qa.extract_answers(
+      logits["start_logits"], logits["end_logits"], features,
+      n_best_size=values.n_best_size,
+      max_answer_length=values.max_answer_length,
+      null_score_diff_threshold=(values.null_score_diff_threshold
+                                 if values.version_2_with_negative else None))
+
+
+def _score(values, examples, dataset, answers):
+  """The prediction files' contents, and their official evaluation (None
+  for a file without answers)."""
+  from training import squad_data  # pylint: disable=g-import-not-at-top
+  written = squad_data.prediction_files(examples, answers,
+                                        values.version_2_with_negative)
+  if not _scorable(values, dataset):
+    return written, None
+  return written, squad_data.evaluate(dataset, written["predictions.json"],
+                                      written.get("null_odds.json"))
+
+
+def _predict(values, model, preprocessor, examples, dataset, window,
+             log) -> _Prediction:
   """Answers the examples; writes the prediction (and evaluation) files.
 
   `dataset` is the predict file's `data` list, scored when it has answers.
   """
-  # pylint: disable=g-import-not-at-top
-  from mobilebert_tf import qa
-  from training import squad_data
-  # pylint: enable=g-import-not-at-top
+  from mobilebert_tf import qa  # pylint: disable=g-import-not-at-top
   inputs, features = qa.prepare_qa_inputs(
       preprocessor, [e.question for e in examples],
       [e.context for e in examples], **window)
   log(f"Predicting: {len(examples)} questions -> {len(features)} windows.")
   outputs = model.predict(inputs, batch_size=values.predict_batch_size,
                           verbose=2)
-  threshold = (values.null_score_diff_threshold
-               if values.version_2_with_negative else None)
-  answers = qa.extract_answers(
-      outputs["start_logits"], outputs["end_logits"], features,
-      n_best_size=values.n_best_size,
-      max_answer_length=values.max_answer_length,
-      null_score_diff_threshold=threshold)
-  written = squad_data.prediction_files(examples, answers,
-                                        values.version_2_with_negative)
+  logits = {k: outputs[k] for k in ("start_logits", "end_logits")}
+  answers = _answers(values, logits, features)
+  written, scores = _score(values, examples, dataset, answers)
   for name, obj in written.items():
     log(f"Wrote {_write_json(values, name, obj)}.")
-  has_answers = any(q.get("answers") for a in dataset
-                    for p in a["paragraphs"] for q in p["qas"])
-  if not has_answers and not values.version_2_with_negative:
-    return {}
-  results = squad_data.evaluate(dataset, written["predictions.json"],
-                                written.get("null_odds.json"))
-  _write_json(values, EVAL_RESULTS_FILE, results)
-  log("Evaluation: " + json.dumps(results, sort_keys=True))
-  return results
+  if scores is not None:
+    _write_json(values, EVAL_RESULTS_FILE, scores)
+    log("Evaluation: " + json.dumps(scores, sort_keys=True))
+  return _Prediction(examples, dataset, inputs, features, logits, answers,
+                     scores)
 
 
 def _export(values, model, preprocessor, examples, window, log) -> None:
@@ -510,29 +581,80 @@ def _export(values, model, preprocessor, examples, window, log) -> None:
 
 
 def _export_tflite(values, model, config, preprocessor, examples, window,
-                   log) -> None:
-  """Writes the TFLite QA model, checked on up to 16 examples."""
+                   log, prediction, train_inputs) -> None:
+  """Converts, checks (on --predict_file's answers when it has them, else
+  the first 16 questions' in-memory answers), then writes.
+
+  Raises:
+    RuntimeError: the converter fails, or the model fails its bar (nothing
+      written).
+  """
   # pylint: disable=g-import-not-at-top
   from export import qa_tflite
+  from mobilebert_tf import cli
   from mobilebert_tf import files
+  from mobilebert_tf import heads
   # pylint: enable=g-import-not-at-top
-  flatbuffer = qa_tflite.convert_qa(model, config, values.max_seq_length)
-  check = examples[:16]
-  report = qa_tflite.verify_qa(
-      flatbuffer, model, preprocessor, [e.question for e in check],
-      [e.context for e in check], n_best_size=values.n_best_size,
-      max_answer_length=values.max_answer_length,
-      null_score_diff_threshold=(values.null_score_diff_threshold
-                                 if values.version_2_with_negative else None),
-      **window)
+  quantization = values.tflite_quantization
+  batches = None
+  if quantization == "int8":
+    source = train_inputs if train_inputs is not None else prediction.inputs
+    count = min(values.num_calibration_examples,
+                len(source["input_word_ids"]))
+    batches = [{k: source[k][i:i + 1] for k in heads.ENCODER_INPUTS}
+               for i in range(count)]
+  try:
+    flatbuffer = qa_tflite.convert_qa(model, config, values.max_seq_length,
+                                      quantization, batches)
+  except Exception as e:  # The converter raises bare RuntimeErrors.
+    raise RuntimeError(
+        f"the TFLite converter failed ({quantization}): "
+        f"{cli.first_line(e)}; nothing was written (see docs/tflite.md for "
+        "the models full int8 cannot convert)") from e
+  if prediction is not None and prediction.scores is not None:
+    report = _score_tflite(values, flatbuffer, prediction)
+    _write_json(values, TFLITE_EVAL_RESULTS_FILE,
+                dict(quantization=quantization, **dataclasses.asdict(report)))
+    qa_tflite.check_qa(report, quantization, values.tflite_max_f1_drop)
+    checked = f"on --predict_file: {report.format()}"
+  else:  # float32 only (check_flags): the in-memory answers.
+    check = examples[:16]
+    report = qa_tflite.verify_qa(
+        flatbuffer, model, preprocessor, [e.question for e in check],
+        [e.context for e in check], n_best_size=values.n_best_size,
+        max_answer_length=values.max_answer_length,
+        null_score_diff_threshold=(values.null_score_diff_threshold
+                                   if values.version_2_with_negative
+                                   else None),
+        **window)
+    checked = (f"LiteRT answers {report['questions']} questions "
+               f"({report['windows']} windows) as the in-memory model, max "
+               f"|logit difference| {report['max_abs_logit_diff']:.2g}")
   path = files.write_bytes(values.tflite_file, flatbuffer,
                            overwrite=values.overwrite)
-  log(f"Wrote {path} ({len(flatbuffer) / 2**20:.1f} MiB, float32; "
+  log(f"Wrote {path} ({len(flatbuffer) / 2**20:.1f} MiB, {quantization}; "
       f"serving_default: input_word_ids, input_mask, input_type_ids int32 "
-      f"[1, {values.max_seq_length}] -> start_logits, end_logits); LiteRT "
-      f"answers {report['questions']} questions ({report['windows']} "
-      "windows) as the in-memory model, max |logit difference| "
-      f"{report['max_abs_logit_diff']:.2g}.")
+      f"[1, {values.max_seq_length}] -> start_logits, end_logits); "
+      f"{checked}.")
+
+
+def _score_tflite(values, flatbuffer: bytes, prediction: _Prediction):
+  """The TFLite model on every window of --predict_file, scored as the
+  in-memory model was (`qa_tflite.QAReport`)."""
+  from export import qa_tflite  # pylint: disable=g-import-not-at-top
+  logits = qa_tflite.run_qa(flatbuffer, prediction.inputs)
+  answers = _answers(values, logits, prediction.features)
+  _, scores = _score(values, prediction.examples, prediction.dataset, answers)
+  same = [(a.text, a.start_char) == (b.text, b.start_char)
+          for a, b in zip(answers, prediction.answers)]
+  return qa_tflite.QAReport(
+      questions=len(answers), windows=len(prediction.features),
+      exact_match=scores["exact_match"], f1=scores["f1"],
+      reference_exact_match=prediction.scores["exact_match"],
+      reference_f1=prediction.scores["f1"],
+      same_answer=sum(same) / len(same),
+      max_abs_logit_diff=qa_tflite.max_logit_difference(
+          logits, prediction.logits, prediction.features))
 
 
 def main(argv: Sequence[str], log=None) -> int:
