@@ -27,6 +27,7 @@ from ai_edge_litert.interpreter import Interpreter
 from checkpoints import restore
 from export import tflite_convert
 from mobilebert_tf import _compat
+from mobilebert_tf import heads
 from mobilebert_tf import MobileBertConfig
 from mobilebert_tf import build_encoder
 from mobilebert_tf import build_pretrainer
@@ -195,6 +196,47 @@ def test_the_embeddings_and_pooler_stay_float():
               if "quantizer" in w.name]
   assert not [w.name for w in encoder.pooler_layer.weights
               if "quantizer" in w.name]
+
+
+def test_the_qat_qa_head_quantizes_its_input_and_the_float_one_does_not(
+    tmp_path):
+  rng = np.random.default_rng(3)
+  batch = _batch(rng)
+  qat = heads.build_for_question_answering(QAT)
+  floating = heads.build_for_question_answering(TINY)
+  assert not [w.name for w in floating.weights if "quantizer" in w.name]
+  assert "qa_outputs_input_quantizer" not in floating.checkpoint_items
+  quantizer = qat.checkpoint_items["qa_outputs_input_quantizer"]
+  assert [w.name for w in quantizer.weights] == [
+      "qa_outputs_input_quantizer/min:0", "qa_outputs_input_quantizer/max:0"]
+  # Calibrated as the blocks' quantizers: to the extremes of its input in
+  # calibration, close to the sequence output of the float twin (the same
+  # weights; calibration leaves the QAT model's kernels in 8 bits, each
+  # weight within 1/254 of its kernel's largest).
+  twin = heads.build_for_question_answering(
+      QAT.replace(use_quantized_training=False))
+  prefix = tf.train.Checkpoint(model=qat).write(str(tmp_path / "qat"))
+  tf.train.Checkpoint(model=twin).read(prefix).expect_partial()
+  float_sequence = twin.encoder_network(batch)["sequence_output"].numpy()
+  assert quantization.calibrate_ranges(qat, [batch]) > 1
+  np.testing.assert_allclose(
+      [float(quantizer.min), float(quantizer.max)],
+      [min(float_sequence.min(), 0.0), max(float_sequence.max(), 0.0)],
+      rtol=1e-2)
+  # The logits are the float head on the fake-quantized sequence output.
+  sequence = qat.encoder_network(batch)["sequence_output"].numpy()
+  dense = qat.get_layer("qa_outputs")
+  start = qat(batch)["start_logits"].numpy()
+  logits = _numpy_fake_quant(sequence, float(quantizer.min),
+                             float(quantizer.max)) @ dense.kernel.numpy()
+  logits += dense.bias.numpy()
+  context = (batch["input_mask"] != 0) & (batch["input_type_ids"] == 1)
+  context[:, 0] = True
+  np.testing.assert_allclose(start[context], logits[..., 0][context],
+                             rtol=1e-5, atol=1e-6)
+  # The ranges survive a config round trip (the head is rebuilt alike).
+  again = heads.MobileBertForQuestionAnswering.from_config(qat.get_config())
+  assert "qa_outputs_input_quantizer" in again.checkpoint_items
 
 
 def test_training_moves_ranges_towards_the_data_and_float():
