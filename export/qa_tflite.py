@@ -5,11 +5,12 @@
 int8 or full int8) whose `serving_default` takes the three int32 encoder
 inputs `[1, seq_length]` (one window: `qa.prepare_qa_inputs`'s rows) and
 returns float32 `start_logits` and `end_logits` `[1, seq_length]`, the shape
-of TFLite's BERT question-answerer models (unmasked: the app picks spans
-among the context pieces, see `rebuild_without_checks`). The model is rebuilt without
-input checks (TFLite has no Assert op) and its weights restored by object
-graph from the trained one; a quantization-aware (QAT) model keeps its fake
-quantization, whose learnt ranges the full-integer conversion uses.
+of TFLite's BERT question-answerer models; outside the context the logits
+are one below the window's lowest (`rebuild_without_checks`). The model is
+rebuilt without input checks (TFLite has no Assert op) and its weights
+restored by object graph from the trained one; a quantization-aware (QAT)
+model keeps its fake quantization, whose learnt ranges the full-integer
+conversion uses.
 
 Two checks. `verify_qa` runs the flatbuffer in LiteRT on every window of
 some questions and requires the in-memory model's answers (float32, where
@@ -43,22 +44,22 @@ DEFAULT_MAX_F1_DROP = 1.0
 
 
 def rebuild_without_checks(model, config):
-  """A copy of the QA model, its encoder without input checks and its
-  logits unmasked.
+  """A copy of the QA model, its encoder without input checks, the logits
+  outside the context one below the window's lowest.
 
-  The in-memory model sets the logits outside the context to -1e9
-  (`heads.MobileBertForQuestionAnswering`); in a full-integer model that
-  constant would set the output's int8 step to about 4e6 and round every
-  real logit to one value (measured: F1 3.37 and no answer kept, against
-  35.84 in float, `benchmarks/results/squad-20261204T192037Z-amd-epyc.md`).
-  The spans are chosen among the context pieces anyway, by the app as by
-  `qa.extract_answers` and the Task Library's `BertQuestionAnswerer`, so the
-  TFLite model returns the logits as they are: equal to the in-memory
-  model's on the context and at position 0 (the null answer).
+  The in-memory model sets them to -1e9; a full-integer model has one int8
+  step for its whole output range, which -1e9 makes about 4e6, rounding
+  every real logit to one value (measured: F1 3.37 and no answer kept in
+  every full-int8 form, against 35.84 in float:
+  `benchmarks/results/squad-20261204T192037Z-amd-epyc.md`). Ranked below
+  every other logit either way, the masked tokens never enter the spans: the
+  answers are the same, of `qa.extract_answers` as of the Task Library's
+  `BertQuestionAnswerer`; on the context and at position 0 the logits are
+  the in-memory model's.
   """
   return tflite_convert.rebuild_without_checks(
       model, config, lambda encoder: heads.MobileBertForQuestionAnswering(
-          encoder, classifier_dropout=0.0, mask_outside_context=False,
+          encoder, classifier_dropout=0.0, masked_logit=None,
           name=model.name))
 
 

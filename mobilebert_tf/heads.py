@@ -68,11 +68,16 @@ class SpanLogits(tf_keras.layers.Layer):
   Args:
     index: int. 0 for the start logits, 1 for the end logits.
     mask_outside_context: bool. Set the logits of tokens outside the context
-      to `MASKED_LOGIT`. The context is every real token (`input_mask` 1) of
+      to `masked_logit`. The context is every real token (`input_mask` 1) of
       token type `context_type_id`, plus position 0 (`[CLS]`, the "no answer"
       position of SQuAD 2.0). Defaults to True.
     context_type_id: int. Token type of the context segment; 1 for inputs
       packed as `[CLS] question [SEP] context [SEP]`. Defaults to 1.
+    masked_logit: float, or None for one below the row's lowest logit.
+      Either ranks the masked tokens below every other, so spans are chosen
+      alike. None keeps the output within the logits' range: a full-integer
+      TFLite model has one int8 step for its whole output range, which -1e9
+      would make about 4e6 (`export.qa_tflite`). Defaults to `MASKED_LOGIT`.
 
   Call args:
     logits: float `[batch, seq, 2]`.
@@ -84,7 +89,7 @@ class SpanLogits(tf_keras.layers.Layer):
   """
 
   def __init__(self, index, mask_outside_context=True, context_type_id=1,
-               **kwargs):
+               masked_logit=MASKED_LOGIT, **kwargs):
     super().__init__(**kwargs)
     if index not in (0, 1):
       raise ValueError(f"`index` must be 0 (start) or 1 (end). Received: "
@@ -92,6 +97,7 @@ class SpanLogits(tf_keras.layers.Layer):
     self.index = index
     self.mask_outside_context = bool(mask_outside_context)
     self.context_type_id = int(context_type_id)
+    self.masked_logit = None if masked_logit is None else float(masked_logit)
 
   def call(self, logits, input_mask, input_type_ids):
     logits = tf.cast(logits[..., self.index], tf.float32)  # [batch, seq]
@@ -101,13 +107,17 @@ class SpanLogits(tf_keras.layers.Layer):
                              tf.equal(input_type_ids, self.context_type_id))
     # Position 0 stays, for "no answer".
     first = tf.equal(tf.range(tf.shape(logits)[1]), 0)[tf.newaxis, :]
-    return tf.where(tf.logical_or(context, first), logits, MASKED_LOGIT)
+    fill = self.masked_logit
+    if fill is None:
+      fill = tf.reduce_min(logits, axis=1, keepdims=True) - 1.0
+    return tf.where(tf.logical_or(context, first), logits, fill)
 
   def get_config(self):
     config = super().get_config()
     config.update(index=self.index,
                   mask_outside_context=self.mask_outside_context,
-                  context_type_id=self.context_type_id)
+                  context_type_id=self.context_type_id,
+                  masked_logit=self.masked_logit)
     return config
 
 
@@ -368,8 +378,9 @@ class MobileBertForQuestionAnswering(_TaskModel):
 
   Masking (`mask_outside_context=True`): inputs are packed as
   `[CLS] question [SEP] context [SEP] [PAD]...` with the context of token type
-  1. Logits are set to `MASKED_LOGIT` (-1e9) everywhere except at real tokens
-  of type `context_type_id` and at position 0: a span can then neither start
+  1. Logits are set to `masked_logit` (default `MASKED_LOGIT`, -1e9)
+  everywhere except at real tokens of type `context_type_id` and at
+  position 0: a span can then neither start
   nor end in the question or the padding, and `[CLS]` stays available as the
   "no answer" of SQuAD 2.0. The final `[SEP]` has type 1 and stays unmasked
   (the model learns to avoid it; `qa.best_spans` excludes it with the context
@@ -389,6 +400,8 @@ class MobileBertForQuestionAnswering(_TaskModel):
       uses the encoder's `hidden_dropout_prob`. Defaults to None.
     mask_outside_context: bool. See above. Defaults to True.
     context_type_id: int. Token type of the context. Defaults to 1.
+    masked_logit: float, or None for one below each row's lowest logit (the
+      TFLite models': see `SpanLogits`). Defaults to `MASKED_LOGIT`.
     initializer: initializer of the `qa_outputs` kernel. Defaults to
       truncated normal with the encoder's `initializer_range`.
     name: str. Model name.
@@ -407,7 +420,8 @@ class MobileBertForQuestionAnswering(_TaskModel):
   """
 
   def __init__(self, encoder_network, classifier_dropout=None,
-               mask_outside_context=True, context_type_id=1, initializer=None,
+               mask_outside_context=True, context_type_id=1,
+               masked_logit=MASKED_LOGIT, initializer=None,
                name="mobile_bert_for_question_answering", **kwargs):
     _check_encoder(encoder_network)
     rate = _resolve_dropout(encoder_network, classifier_dropout)
@@ -429,14 +443,15 @@ class MobileBertForQuestionAnswering(_TaskModel):
     # metrics in `fit`) "start_logits" and "end_logits".
     outputs = {
         name: SpanLogits(index, mask_outside_context, context_type_id,
-                         name=name)(logits, inputs["input_mask"],
-                                    inputs["input_type_ids"])
+                         masked_logit, name=name)(
+                             logits, inputs["input_mask"],
+                             inputs["input_type_ids"])
         for index, name in enumerate(("start_logits", "end_logits"))}
     super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
     self._finish(encoder_network, head_items, dict(
         classifier_dropout=classifier_dropout,
         mask_outside_context=mask_outside_context,
-        context_type_id=context_type_id,
+        context_type_id=context_type_id, masked_logit=masked_logit,
         initializer=tf_keras.initializers.serialize(init)))
 
 
