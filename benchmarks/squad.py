@@ -55,15 +55,10 @@ DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "checkpoints", "demo")
 # The run's windows: the demo model has 128 positions; questions are short.
 WINDOW = dict(max_seq_length=128, max_query_length=16, doc_stride=48)
-# (row id, label, quantization, fine-tuning of `quantization.FINE_TUNINGS`).
-# The first row of each fine-tuning is written by its training run.
-VARIANTS = (("float32", "float32", "none", "float"),
-            ("dynamic", "dynamic-range int8", "dynamic", "float"),
-            ("int8_ptq", "post-training full int8", "int8", "float"),
-            ("int8_ptq_friendly",
-             "post-training full int8, quantization-friendly mask", "int8",
-             "friendly"),
-            ("int8_qat", "QAT full int8", "int8", "qat"))
+# The classifier benchmark's five TFLite forms: (row id, label,
+# quantization, fine-tuning). The first row of each fine-tuning is written by
+# its training run, the others by runs that only predict.
+VARIANTS = quantization.VARIANTS
 QUICK_VARIANTS = ("float32", "dynamic", "int8_qat")
 QUICK_QUESTIONS = dict(train=64, dev=16)
 # The target.
@@ -284,7 +279,8 @@ def format_report(result: dict, json_name: str = None) -> str:
     if "float32" in variants and "int8_qat" in variants:
       drop = variants["float32"]["f1"] - variants["int8_qat"]["f1"]
       lines += ["", f"Target: QAT full int8 within {MAX_F1_DROP_POINTS:g} F1 "
-                f"point of float32: {drop:+.2f} points lost "
+                f"point of float32: {abs(drop):.2f} points "
+                f"{'below' if drop > 0 else 'above'} it "
                 f"({'met' if drop <= MAX_F1_DROP_POINTS else 'NOT met'})."]
   flags_ = result["flags"]
   seconds = " ".join(f"{name} {run['seconds']:.0f} s;" for name, run in

@@ -33,8 +33,7 @@ from export import tflite_verify
 from mobilebert_tf import heads
 
 CLASSIFIER_OUTPUTS = ("probabilities",)
-# Quantizations a classifier converts with: float16 gives no speed on CPU.
-QUANTIZATIONS = ("none", "dynamic", "int8")
+QUANTIZATIONS = tflite_convert.TASK_QUANTIZATIONS
 # float32: the same graph as the in-memory model, summation order apart.
 FLOAT_MAX_ABS_DIFF = 1e-4
 # Quantized: the accuracy lost on the evaluation set, in points. 1 point is
@@ -73,10 +72,7 @@ def convert_classifier(classifier, config, seq_length: int,
   Raises:
     tflite_convert.ConversionError: a bad option.
   """
-  if quantization not in QUANTIZATIONS:
-    raise tflite_convert.ConversionError(
-        f"a classifier converts with one of {QUANTIZATIONS}. Received: "
-        f"{quantization!r}")
+  tflite_convert.check_task_quantization("classifier", quantization)
   rebuilt = tflite_convert.rebuild_without_checks(
       classifier, config,
       lambda encoder: heads.MobileBertForSequenceClassification(

@@ -36,8 +36,7 @@ from mobilebert_tf import heads
 from mobilebert_tf import qa
 
 QA_OUTPUTS = ("start_logits", "end_logits")
-# Quantizations a QA model converts with: float16 gives no speed on CPU.
-QUANTIZATIONS = ("none", "dynamic", "int8")
+QUANTIZATIONS = tflite_convert.TASK_QUANTIZATIONS
 # Quantized: the F1 lost on the evaluation set, in points. 1 point is the
 # on-device target (QAT full int8 within 1 F1 point of float32).
 DEFAULT_MAX_F1_DROP = 1.0
@@ -81,10 +80,7 @@ def convert_qa(model, config, seq_length: int, quantization: str = "none",
   Raises:
     tflite_convert.ConversionError: a bad option.
   """
-  if quantization not in QUANTIZATIONS:
-    raise tflite_convert.ConversionError(
-        f"a QA model converts with one of {QUANTIZATIONS}. Received: "
-        f"{quantization!r}")
+  tflite_convert.check_task_quantization("QA model", quantization)
   return tflite_convert.convert_model(
       rebuild_without_checks(model, config), QA_OUTPUTS, quantization,
       seq_length=seq_length, batch_size=1,

@@ -161,6 +161,22 @@ def test_question_answering_masks_outside_the_context():
     assert (raw[key] > -1e3).all()
   # Question tokens (type 0 after [CLS]) and padding are both masked.
   assert (~keep[:, 1:3]).all() and (~keep[inputs["input_mask"] == 0]).all()
+  # masked_logit=None (the TFLite models'): one below each row's lowest
+  # logit, so the same tokens rank last; the config keeps the choice.
+  low = heads.MobileBertForQuestionAnswering(
+      model.encoder_network, masked_logit=None)
+  low.qa_outputs.set_weights(model.qa_outputs.get_weights())
+  out_low = _numpy(low(inputs))
+  for key in ("start_logits", "end_logits"):
+    np.testing.assert_array_equal(out_low[key][keep], raw[key][keep])
+    lowest = raw[key].min(axis=1, keepdims=True) - 1.0
+    np.testing.assert_allclose(
+        out_low[key][~keep], np.broadcast_to(lowest, raw[key].shape)[~keep],
+        rtol=1e-6)
+    np.testing.assert_array_equal(np.argsort(-out_low[key], kind="stable"),
+                                  np.argsort(-out[key], kind="stable"))
+  again = heads.MobileBertForQuestionAnswering.from_config(low.get_config())
+  assert again.get_layer("start_logits").masked_logit is None
 
 
 @pytest.mark.parametrize("head", FINE_TUNING_HEADS)

@@ -81,7 +81,7 @@ def test_tflite_models_are_scored_beside_their_in_memory_models(quick_run):
             f"{record['f1']:.2f} |") in quick_run.markdown
   # float32 answers as its in-memory model (run_squad's check).
   assert variants["float32"]["same_answer"] == 1.0
-  assert "Target: QAT full int8 within 1 F1 point of float32" in (
+  assert "Target: QAT full int8 within 1 F1 point of float32: " in (
       quick_run.markdown)
 
 
