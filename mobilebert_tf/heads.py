@@ -380,11 +380,11 @@ class MobileBertForQuestionAnswering(_TaskModel):
   `[CLS] question [SEP] context [SEP] [PAD]...` with the context of token type
   1. Logits are set to `masked_logit` (default `MASKED_LOGIT`, -1e9)
   everywhere except at real tokens of type `context_type_id` and at
-  position 0: a span can then neither start
-  nor end in the question or the padding, and `[CLS]` stays available as the
-  "no answer" of SQuAD 2.0. The final `[SEP]` has type 1 and stays unmasked
-  (the model learns to avoid it; `qa.best_spans` excludes it with the context
-  mask of `qa.context_mask`). Where unmasked, the logits equal transformers'.
+  position 0: a span can then neither start nor end in the question or the
+  padding, and `[CLS]` stays available as the "no answer" of SQuAD 2.0. The
+  final `[SEP]` has type 1 and stays unmasked (the model learns to avoid it;
+  `qa.best_spans` excludes it with the context mask of `qa.context_mask`).
+  Where unmasked, the logits equal transformers'.
 
   Quantization-aware (an encoder with `use_quantized_training`): the sequence
   output is fake-quantized before `qa_outputs` (an `ActivationQuantizer`,
