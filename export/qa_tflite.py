@@ -91,10 +91,9 @@ def run_qa(flatbuffer: bytes, inputs: Dict[str, np.ndarray],
            num_threads: Optional[int] = None) -> Dict[str, np.ndarray]:
   """`start_logits` and `end_logits` `[n, seq_length]` of LiteRT on every
   window of `inputs` (int32 `[n, seq_length]` encoder inputs), one by one."""
-  rows = [{k: v[i:i + 1] for k, v in inputs.items()}
-          for i in range(len(inputs["input_word_ids"]))]
-  return tflite_verify.run_tflite(flatbuffer, rows, num_threads=num_threads,
-                                  output_names=QA_OUTPUTS)
+  return tflite_verify.run_tflite(
+      flatbuffer, tflite_convert.split_rows(inputs, 1),
+      num_threads=num_threads, output_names=QA_OUTPUTS)
 
 
 def max_logit_difference(got: Dict[str, np.ndarray],

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import rebuild
+from mobilebert_tf import cli
 from mobilebert_tf.encoder import ENCODER_INPUTS
 from mobilebert_tf.encoder import build_encoder
 
@@ -189,6 +190,15 @@ def split_rows(inputs: Dict[str, np.ndarray],
 
 
 # === Conversion ===
+
+
+def conversion_failure(quantization: str, error: Exception) -> RuntimeError:
+  """The one-line error of a failed conversion (the converter raises bare
+  RuntimeErrors whose text is an MLIR dump)."""
+  return RuntimeError(
+      f"the TFLite converter failed ({quantization}): "
+      f"{cli.first_line(error)}; nothing was written (see docs/tflite.md for "
+      "the models full int8 cannot convert)")
 
 
 def check_task_quantization(task: str, quantization: str) -> None:

@@ -447,6 +447,7 @@ def _export_tflite(flag_values, classifier, config, train_x, evaluation,
   """
   # pylint: disable=g-import-not-at-top
   from export import classifier_tflite
+  from export import tflite_convert
   # pylint: enable=g-import-not-at-top
   quantization = flag_values.tflite_quantization
   batches = None
@@ -459,10 +460,7 @@ def _export_tflite(flag_values, classifier, config, train_x, evaluation,
     flatbuffer = classifier_tflite.convert_classifier(
         classifier, config, flag_values.seq_length, quantization, batches)
   except Exception as e:  # The converter raises bare RuntimeErrors.
-    raise RuntimeError(
-        f"the TFLite converter failed ({quantization}): "
-        f"{cli.first_line(e)}; nothing was written (see docs/tflite.md for "
-        "the models full int8 cannot convert)") from e
+    raise tflite_convert.conversion_failure(quantization, e) from e
   name, eval_x, eval_y = evaluation
   expected = tf.nn.softmax(classifier.predict(
       eval_x, batch_size=flag_values.batch_size, verbose=0)).numpy()

@@ -591,7 +591,7 @@ def _export_tflite(values, model, config, preprocessor, examples, window,
   """
   # pylint: disable=g-import-not-at-top
   from export import qa_tflite
-  from mobilebert_tf import cli
+  from export import tflite_convert
   from mobilebert_tf import files
   from mobilebert_tf import heads
   # pylint: enable=g-import-not-at-top
@@ -599,18 +599,14 @@ def _export_tflite(values, model, config, preprocessor, examples, window,
   batches = None
   if quantization == "int8":
     source = train_inputs if train_inputs is not None else prediction.inputs
-    count = min(values.num_calibration_examples,
-                len(source["input_word_ids"]))
-    batches = [{k: source[k][i:i + 1] for k in heads.ENCODER_INPUTS}
-               for i in range(count)]
+    batches = tflite_convert.split_rows(
+        {k: source[k][:values.num_calibration_examples]
+         for k in heads.ENCODER_INPUTS}, 1)
   try:
     flatbuffer = qa_tflite.convert_qa(model, config, values.max_seq_length,
                                       quantization, batches)
   except Exception as e:  # The converter raises bare RuntimeErrors.
-    raise RuntimeError(
-        f"the TFLite converter failed ({quantization}): "
-        f"{cli.first_line(e)}; nothing was written (see docs/tflite.md for "
-        "the models full int8 cannot convert)") from e
+    raise tflite_convert.conversion_failure(quantization, e) from e
   if prediction is not None and prediction.scores is not None:
     report = _score_tflite(values, flatbuffer, prediction)
     _write_json(values, TFLITE_EVAL_RESULTS_FILE,
